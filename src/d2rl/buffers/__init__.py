@@ -1,0 +1,1 @@
+"""Experience storage: rollout buffer with GAE (on-policy)."""

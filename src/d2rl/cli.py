@@ -1,0 +1,122 @@
+"""Console entry points: compose the config with Hydra, call train()/evaluate, map errors to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from d2rl.config import register_configs
+from d2rl.errors import D2RLError
+
+log = logging.getLogger("d2rl")
+
+EXIT_USER_ERROR = 2
+# Overrides that may accompany resume= (they do not change what is trained).
+_RESUME_OK = ("resume=", "trainer.progress_bar=")
+
+
+def _fail(msg: str) -> None:
+    print(f"d2rl: error: {msg}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR)
+
+
+def _setup() -> None:
+    register_configs()
+    from d2rl.registry import register_config_nodes
+
+    register_config_nodes()
+
+
+def _resume_argv(argv: list[str]) -> list[str]:
+    """``resume=<run dir>`` continues in that run dir: point Hydra's run dir at it, keep its .hydra."""
+    args = [a for a in argv if a.startswith("resume=")]
+    if not args:
+        return argv
+    from d2rl import checkpoint
+
+    target = args[-1].split("=", 1)[1]
+    try:
+        ckpt = checkpoint.resolve(target)
+    except D2RLError as e:
+        _fail(str(e))
+    run_dir = ckpt.parent.parent  # <run dir>/checkpoints/<file>
+    return [*argv, f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def _train_app(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        if cfg.get("resume"):
+            extra = [o for o in HydraConfig.get().overrides.task if not o.startswith(_RESUME_OK)]
+            if extra:
+                raise D2RLError(
+                    f"resume continues a run with its saved config; drop the other overrides: {' '.join(extra)}"
+                )
+        from d2rl.train import train
+
+        result = train(cfg)
+    except D2RLError as e:
+        _fail(str(e))
+    return float(result["eval/return_mean"])
+
+
+def main() -> None:
+    """``d2rl [overrides]``: train (``-m`` for sweeps)."""
+    _setup()
+    sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
+    _train_app()
+
+
+@hydra.main(config_path="conf", config_name="eval", version_base="1.3")
+def _eval_app(cfg: DictConfig) -> None:
+    try:
+        evaluate_checkpoint(cfg)
+    except D2RLError as e:
+        _fail(str(e))
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    import torch
+
+    from d2rl import checkpoint
+    from d2rl.envs import make_vec_env
+    from d2rl.evaluation import evaluate, record_video
+    from d2rl.train import build_agent
+
+    path = checkpoint.resolve(cfg.checkpoint)
+    state = checkpoint.load(path)
+    run_cfg = OmegaConf.create(state["config"])
+    torch.set_num_threads(int(run_cfg.trainer.torch_threads))
+    probe = make_vec_env(run_cfg.env, int(cfg.seed), num_envs=1)
+    agent = build_agent(run_cfg, probe)
+    probe.close()
+    agent.load_state_dict(state["agent"])
+    agent.eval()
+    returns = evaluate(agent, run_cfg.env, int(cfg.episodes), int(cfg.seed), bool(cfg.deterministic),
+                       max_envs=int(cfg.num_envs or 16))
+    out: dict[str, Any] = {"checkpoint": str(path), "env_steps": int(state["counters"]["env_steps"]),
+                           "episodes": len(returns), "return_mean": float(returns.mean()),
+                           "return_std": float(returns.std())}
+    print(f"{run_cfg.algo.name} on {run_cfg.env.id} @ {out['env_steps']} env steps: "
+          f"return {out['return_mean']:.2f} +- {out['return_std']:.2f} over {len(returns)} episodes")
+    if cfg.video:
+        video_dir = Path(cfg.video_dir) if cfg.video_dir else path.parent.parent / "videos"
+        try:
+            out["video"] = str(record_video(agent, run_cfg.env, video_dir, int(cfg.seed), bool(cfg.deterministic)))
+        except ImportError as e:
+            raise D2RLError(f"video recording needs moviepy and pygame: pip install 'd2rl[video]' ({e})") from e
+        print(f"video: {out['video']}")
+    return out
+
+
+def eval_main() -> None:
+    """``d2rl-eval checkpoint=<run dir or file> episodes=10 [video=true]``."""
+    register_configs()
+    _eval_app()

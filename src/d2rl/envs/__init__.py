@@ -1,0 +1,52 @@
+"""Vectorised environments: one VectorEnv contract (SAME_STEP autoreset) for every suite."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from d2rl.errors import D2RLError
+from d2rl.registry import get_env_suite
+
+
+def make_vec_env(env_cfg: Any, seed: int, num_envs: int | None = None, **extra: Any) -> gym.vector.VectorEnv:
+    """Build ``env_cfg`` through its suite; the caller resets it with ``seed`` (env i gets ``seed + i``)."""
+    suite = get_env_suite(env_cfg.suite)
+    missing = [m for m in suite.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        hint = suite.install_hint or f"pip install {' '.join(missing)}"
+        raise D2RLError(f"env suite '{suite.name}' needs {', '.join(missing)}: {hint}")
+    n = int(num_envs if num_envs is not None else env_cfg.num_envs)
+    if n < 1:
+        raise D2RLError(f"env.num_envs must be >= 1, got {n}")
+    envs = suite.make_vec(env_cfg, n, **extra)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def action_space_kind(space: gym.Space) -> str:
+    """The name algorithms declare support for: discrete, box, multi_discrete, multi_binary."""
+    if isinstance(space, gym.spaces.Discrete):
+        return "discrete"
+    if isinstance(space, gym.spaces.Box):
+        return "box"
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return "multi_discrete"
+    if isinstance(space, gym.spaces.MultiBinary):
+        return "multi_binary"
+    return type(space).__name__
+
+
+def obs_shape(space: gym.Space) -> tuple[int, ...]:
+    if not isinstance(space, gym.spaces.Box):
+        raise D2RLError(
+            f"observation space {space} is not a Box; flatten it with a wrapper (env suites must give arrays)"
+        )
+    return tuple(int(d) for d in space.shape)
+
+
+def finite_bounds(space: gym.spaces.Box) -> bool:
+    return bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)))

@@ -1,0 +1,56 @@
+"""Multi-layer perceptron encoder with orthogonal initialisation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from d2rl.registry import NetworkSpec
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
+
+
+def orthogonal_init(layer: nn.Module, gain: float = math.sqrt(2), bias: float = 0.0) -> nn.Module:
+    """Orthogonal weights, constant bias (Saxe et al. 2014; the PPO baselines' default)."""
+    if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        nn.init.orthogonal_(layer.weight, gain)
+        if layer.bias is not None:
+            nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class MLP(nn.Module):
+    """``[B, *obs_shape]`` -> ``[B, out_dim]``; flattens its input."""
+
+    def __init__(self, in_dim: int, hidden_sizes: Sequence[int], activation: str = "tanh") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{activation}'; choose from {sorted(ACTIVATIONS)}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        dim = in_dim
+        for h in hidden_sizes:
+            layers += [orthogonal_init(nn.Linear(dim, h)), ACTIVATIONS[activation]()]
+            dim = h
+        self.net = nn.Sequential(*layers)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+
+
+def build(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> MLP:
+    return MLP(math.prod(obs_shape), list(cfg.hidden_sizes), cfg.activation)
+
+
+SPEC = NetworkSpec(name="mlp", config_class=MLPConfig, build=build, description="fully connected encoder")

@@ -1,0 +1,199 @@
+"""The one name -> implementation table, read from Python entry points.
+
+Groups: ``d2rl.algorithms`` (AlgorithmSpec), ``d2rl.networks`` (NetworkSpec) and ``d2rl.envs``
+(EnvSuiteSpec). Built-ins register through d2rl's own pyproject.toml, exactly as a plugin does.
+A plugin that fails to load is reported by name and skipped; the others keep working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
+
+from d2rl.errors import D2RLError
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = "d2rl.algorithms"
+NETWORKS = "d2rl.networks"
+ENVS = "d2rl.envs"
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """What an algorithm plugin declares.
+
+    ``agent_class`` is a ``d2rl.agent.Agent`` subclass; ``config_class`` a dataclass whose
+    fields are the algorithm's hyperparameters (validated by Hydra at compose time).
+    """
+
+    name: str
+    config_class: type
+    agent_class: type
+    action_spaces: tuple[str, ...]  # of "discrete", "box", "multi_discrete", "multi_binary"
+    description: str = ""
+    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network family: its config dataclass and a builder ``build(cfg, obs_shape) -> nn.Module``.
+
+    The built module maps observations ``[B, *obs_shape]`` to features ``[B, module.out_dim]``.
+    """
+
+    name: str
+    config_class: type
+    build: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EnvSuiteSpec:
+    """An environment suite: ``make_vec(env_cfg, seed, num_envs) -> gymnasium.vector.VectorEnv``.
+
+    The vector env must autoreset in gymnasium's SAME_STEP mode (final obs in
+    ``info["final_obs"]``), so no reset transition ever enters a buffer.
+    """
+
+    name: str
+    make_vec: Callable[..., Any]
+    requires: tuple[str, ...] = ()  # importable modules the suite needs
+    install_hint: str = ""
+    description: str = ""
+
+
+SpecT = TypeVar("SpecT", AlgorithmSpec, NetworkSpec, EnvSuiteSpec)
+
+
+@dataclass
+class Entry(Generic[SpecT]):
+    spec: SpecT
+    provider: str  # distribution (package) that declared the entry point
+
+
+@dataclass
+class Group(Generic[SpecT]):
+    name: str
+    entries: dict[str, Entry[SpecT]] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)  # name -> why it could not be loaded
+
+    def get(self, name: str, what: str) -> SpecT:
+        if name in self.entries:
+            return self.entries[name].spec
+        if name in self.broken:
+            raise D2RLError(self.broken[name])
+        known = ", ".join(sorted(self.entries)) or "none"
+        raise D2RLError(f"unknown {what} '{name}'; registered: {known} (see `d2rl-list`)")
+
+
+_SPEC_TYPES: dict[str, type] = {ALGORITHMS: AlgorithmSpec, NETWORKS: NetworkSpec, ENVS: EnvSuiteSpec}
+_REQUIRED = {ALGORITHMS: ("config_class", "agent_class", "action_spaces"), NETWORKS: ("config_class", "build"),
+             ENVS: ("make_vec",)}
+
+
+def _provider(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else "unknown"
+
+
+def _load(group: str, ep: EntryPoint) -> Any:
+    spec = ep.load()
+    if not isinstance(spec, _SPEC_TYPES[group]):
+        missing = [f for f in _REQUIRED[group] if not hasattr(spec, f)]
+        raise TypeError(
+            f"is a {type(spec).__name__}, expected d2rl.registry.{_SPEC_TYPES[group].__name__}"
+            + (f" (missing {', '.join(missing)})" if missing else "")
+        )
+    if spec.name != ep.name:
+        raise TypeError(f"declares name '{spec.name}' but its entry point is called '{ep.name}'")
+    return spec
+
+
+@functools.cache
+def load_group(group: str) -> Group[Any]:
+    """Load every entry point of ``group``; failures are reported by plugin name, not raised."""
+    out: Group[Any] = Group(group)
+    providers: dict[str, list[str]] = {}
+    eps = list(entry_points(group=group))
+    for ep in eps:
+        providers.setdefault(ep.name, []).append(_provider(ep))
+    for ep in eps:
+        if ep.name in out.broken or ep.name in out.entries:
+            continue
+        names = providers[ep.name]
+        if len(set(names)) > 1:
+            out.broken[ep.name] = (
+                f"'{ep.name}' in {group} is registered by several packages ({', '.join(sorted(set(names)))});"
+                " uninstall one of them"
+            )
+        else:
+            try:
+                out.entries[ep.name] = Entry(_load(group, ep), names[0])
+                continue
+            except Exception as e:  # a broken plugin must not take the others down
+                out.broken[ep.name] = (
+                    f"plugin '{ep.name}' from package '{names[0]}' ({ep.value}) failed to load: "
+                    f"{type(e).__name__}: {e}"
+                )
+        warnings.warn(out.broken[ep.name], stacklevel=2)
+    return out
+
+
+def algorithms() -> Group[AlgorithmSpec]:
+    return load_group(ALGORITHMS)
+
+
+def networks() -> Group[NetworkSpec]:
+    return load_group(NETWORKS)
+
+
+def env_suites() -> Group[EnvSuiteSpec]:
+    return load_group(ENVS)
+
+
+def get_algorithm(name: str) -> AlgorithmSpec:
+    return algorithms().get(name, "algorithm")
+
+
+def get_network(name: str) -> NetworkSpec:
+    return networks().get(name, "network")
+
+
+def get_env_suite(name: str) -> EnvSuiteSpec:
+    return env_suites().get(name, "env suite")
+
+
+def register_config_nodes() -> list[str]:
+    """Store each algorithm's and network's config dataclass in Hydra's ConfigStore.
+
+    ``algo=<name>`` and ``network=<name>`` then compose (and validate) with no YAML file.
+    Returns the extra config search paths plugins ask for.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    search_paths: list[str] = []
+    for name, entry in algorithms().entries.items():
+        cs.store(group="algo", name=name, node=_node(entry.spec.config_class, name))
+        if entry.spec.config_search_path:
+            search_paths.append(entry.spec.config_search_path)
+    for name, nentry in networks().entries.items():
+        cs.store(group="network", name=name, node=_node(nentry.spec.config_class, name))
+    return search_paths
+
+
+def _node(config_class: type, name: str) -> Any:
+    if not dataclasses.is_dataclass(config_class):
+        raise D2RLError(f"config_class of '{name}' must be a dataclass")
+    node = config_class()
+    if not hasattr(node, "name"):
+        raise D2RLError(f"config_class of '{name}' needs a `name: str` field")
+    node.name = name
+    return node

@@ -1,0 +1,44 @@
+"""Autoreset semantics: no reset step ever enters a transition; truncations bootstrap."""
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from d2rl.buffers.rollout import RolloutBuffer
+from d2rl.collector import RolloutCollector
+
+
+def _collector(env_id: str, num_envs: int, value: float = 0.0, gamma: float = 0.5, **kw):  # type: ignore[no-untyped-def]
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **kw)
+
+    def act(obs: torch.Tensor):  # type: ignore[no-untyped-def]
+        n = obs.shape[0]
+        return torch.ones(n, dtype=torch.long), torch.zeros(n), torch.full((n,), value)
+
+    return RolloutCollector(envs, act, lambda o: torch.full((o.shape[0],), value), lambda o, u: o, None, gamma, 0)
+
+
+def test_two_step_episodes_store_only_real_transitions() -> None:
+    c = _collector("d2rl-probe/TwoStepDiscount-v0", 2)
+    buf = RolloutBuffer(6, 2, (1,), (), torch.long)
+    assert c.collect(buf) == 12
+    # obs 0 -> reward 0 -> obs 1 -> reward 1, done -> next episode's obs 0 ...; never a reset step
+    np.testing.assert_array_equal(buf.obs[:, :, 0].numpy(), [[0, 0], [1, 1]] * 3)
+    np.testing.assert_array_equal(buf.reward.numpy(), [[0, 0], [1, 1]] * 3)
+    np.testing.assert_array_equal(buf.done.numpy(), [[False, False], [True, True]] * 3)
+    assert c.tracker.episodes == 6
+    assert [r for r, _ in c.tracker.drain()] == [1.0] * 6
+
+
+def test_truncation_bootstraps_from_the_final_obs_and_termination_does_not() -> None:
+    # TwoStepDiscount cut at 1 step by a time limit: the cut is bootstrapped with gamma * V(final_obs)
+    c = _collector("d2rl-probe/TwoStepDiscount-v0", 1, value=3.0, gamma=0.5, max_episode_steps=1)
+    buf = RolloutBuffer(3, 1, (1,), (), torch.long)
+    c.collect(buf)
+    np.testing.assert_allclose(buf.reward[:, 0].numpy(), [1.5, 1.5, 1.5])  # 0 + 0.5 * 3.0
+    assert buf.done.all()
+    c2 = _collector("d2rl-probe/ConstantReward-v0", 1, value=3.0, gamma=0.5)
+    buf2 = RolloutBuffer(3, 1, (1,), (), torch.long)
+    c2.collect(buf2)
+    np.testing.assert_allclose(buf2.reward[:, 0].numpy(), [1.0, 1.0, 1.0])  # terminated: no bootstrap
