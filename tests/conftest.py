@@ -11,10 +11,9 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import probes  # noqa: E402
-
-from d2rl.config import register_configs  # noqa: E402
-from d2rl.registry import register_config_nodes  # noqa: E402
+import probes
+from d2rl.config import register_configs
+from d2rl.registry import register_config_nodes
 
 probes.register()
 register_configs()

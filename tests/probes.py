@@ -28,7 +28,9 @@ class _Probe(gym.Env[np.ndarray, Any]):
             return float(np.clip(np.asarray(action).reshape(-1)[0], -1, 1))
         return 1.0 if int(action) == 1 else -1.0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.t = 0
         self.obs = self._first_obs()
@@ -105,7 +107,11 @@ def register() -> None:
     for name, cls in PROBES.items():
         if f"d2rl-probe/{name}-v0" not in gym.registry:
             gym.register(f"d2rl-probe/{name}-v0", entry_point=cls, max_episode_steps=10)
-            gym.register(f"d2rl-probe/{name}Continuous-v0", entry_point=cls, max_episode_steps=10,
-                         kwargs={"continuous": True})
+            gym.register(
+                f"d2rl-probe/{name}Continuous-v0",
+                entry_point=cls,
+                max_episode_steps=10,
+                kwargs={"continuous": True},
+            )
     if "d2rl-probe/MultiBinaryAction-v0" not in gym.registry:
         gym.register("d2rl-probe/MultiBinaryAction-v0", entry_point=MultiBinaryAction)

@@ -31,8 +31,14 @@ class Agent(L.LightningModule):
     @classmethod
     @abstractmethod
     def from_config(
-        cls, algo_cfg: Any, network: Any, network_cfg: Any, observation_space: gym.Space,
-        action_space: gym.Space, num_envs: int, total_env_steps: int,
+        cls,
+        algo_cfg: Any,
+        network: Any,
+        network_cfg: Any,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        num_envs: int,
+        total_env_steps: int,
     ) -> Agent:
         """Build the agent; ``network`` is the NetworkSpec chosen by ``network=``."""
 
@@ -58,8 +64,12 @@ class Agent(L.LightningModule):
         return self.policy(torch.as_tensor(obs, dtype=torch.float32), deterministic).numpy()
 
     def counters(self) -> dict[str, int]:
-        return {"env_steps": self.env_steps, "iteration": self.iteration, "total_iterations": self.total_iterations,
-                "episodes": self.tracker.episodes if self.tracker else 0}
+        return {
+            "env_steps": self.env_steps,
+            "iteration": self.iteration,
+            "total_iterations": self.total_iterations,
+            "episodes": self.tracker.episodes if self.tracker else 0,
+        }
 
     def load_counters(self, counters: dict[str, int]) -> None:
         self.env_steps = int(counters["env_steps"])
@@ -80,4 +90,6 @@ class Agent(L.LightningModule):
             self.t0 = time.perf_counter()
 
         def __exit__(self, *exc: object) -> None:
-            self.agent.timings[self.key] = self.agent.timings.get(self.key, 0.0) + time.perf_counter() - self.t0
+            self.agent.timings[self.key] = (
+                self.agent.timings.get(self.key, 0.0) + time.perf_counter() - self.t0
+            )

@@ -36,8 +36,14 @@ class MetricsCallback(L.Callback):
         self.t_last, self.steps_last = time.perf_counter(), agent.env_steps
         self.last_logged = agent.env_steps
 
-    def on_train_batch_end(self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any,  # type: ignore[override]
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        outputs: Any,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         assert agent.tracker is not None
         step = agent.env_steps
         for ret, length in agent.tracker.drain():
@@ -54,41 +60,68 @@ class MetricsCallback(L.Callback):
 class EvalCallback(L.Callback):
     """Evaluates the policy every ``period`` env steps (``eval/return_mean``)."""
 
-    def __init__(self, run_logger: RunLogger, env_cfg: Any, period: int, episodes: int, seed: int,
-                 deterministic: bool) -> None:
+    def __init__(
+        self, run_logger: RunLogger, env_cfg: Any, period: int, episodes: int, seed: int, deterministic: bool
+    ) -> None:
         self.logger, self.env_cfg, self.period = run_logger, env_cfg, period
         self.episodes, self.seed, self.deterministic = episodes, seed, deterministic
         self.last: float | None = None
         self._prev = 0
 
-    def on_train_batch_start(self, trainer: L.Trainer, agent: Agent, batch: Any,  # type: ignore[override]
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         self._prev = agent.env_steps
 
-    def on_train_batch_end(self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any,  # type: ignore[override]
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        outputs: Any,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         final = agent.iteration >= agent.total_iterations
         if final or not crossed(self._prev, agent.env_steps, self.period):
             return  # the final evaluation is train()'s
         returns = evaluate(agent, self.env_cfg, self.episodes, self.seed, self.deterministic)
         self.last = float(returns.mean())
-        self.logger.log({"eval/return_mean": self.last, "eval/return_std": float(returns.std())}, agent.env_steps)
+        self.logger.log(
+            {"eval/return_mean": self.last, "eval/return_std": float(returns.std())}, agent.env_steps
+        )
 
 
 class CheckpointCallback(L.Callback):
     """Writes a checkpoint every ``period`` env steps and at the end of training."""
 
-    def __init__(self, ckpt_dir: Path, period: int, make_state: Callable[[Agent, L.Trainer], dict[str, Any]]) -> None:
+    def __init__(
+        self, ckpt_dir: Path, period: int, make_state: Callable[[Agent, L.Trainer], dict[str, Any]]
+    ) -> None:
         self.ckpt_dir, self.period, self.make_state = ckpt_dir, period, make_state
         self._prev = 0
         self.last_path: Path | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, agent: Agent, batch: Any,  # type: ignore[override]
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         self._prev = agent.env_steps
 
-    def on_train_batch_end(self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any,  # type: ignore[override]
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        outputs: Any,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         if crossed(self._prev, agent.env_steps, self.period) or agent.iteration >= agent.total_iterations:
             self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(agent, trainer), agent.env_steps)
 
@@ -105,17 +138,32 @@ class ProgressBar(L.Callback):
             return
         from tqdm import tqdm
 
-        self.bar = tqdm(total=max(self.total, agent.total_iterations * agent.env_steps_per_iteration()),
-                        initial=agent.env_steps, unit="step", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
-                        desc="train", mininterval=0.5 if sys.stderr.isatty() else 10.0)
+        self.bar = tqdm(
+            total=max(self.total, agent.total_iterations * agent.env_steps_per_iteration()),
+            initial=agent.env_steps,
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            desc="train",
+            mininterval=0.5 if sys.stderr.isatty() else 10.0,
+        )
 
-    def on_train_batch_end(self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any,  # type: ignore[override]
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        agent: Agent,
+        outputs: Any,
+        batch: Any,  # type: ignore[override]
+        batch_idx: int,
+    ) -> None:
         if self.bar is None:
             return
         assert agent.tracker is not None
         recent = agent.tracker.recent_mean()
-        self.bar.set_postfix_str(f"return={recent:.1f}" if recent is not None else "return=n/a", refresh=False)
+        self.bar.set_postfix_str(
+            f"return={recent:.1f}" if recent is not None else "return=n/a", refresh=False
+        )
         self.bar.update(agent.env_steps - self.bar.n)
 
     def on_train_end(self, trainer: L.Trainer, agent: Agent) -> None:  # type: ignore[override]
@@ -124,5 +172,9 @@ class ProgressBar(L.Callback):
 
 
 def summarize_returns(returns: np.ndarray) -> dict[str, float]:
-    return {"mean": float(returns.mean()), "std": float(returns.std()), "min": float(returns.min()),
-            "max": float(returns.max())}
+    return {
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+    }

@@ -23,8 +23,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": random.getstate(),
     }
 
@@ -32,8 +37,9 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
 
@@ -77,7 +83,9 @@ def resolve(path: str | os.PathLike[str]) -> Path:
                 return cand
         raise D2RLError(f"no checkpoint in '{p}': expected {p / 'checkpoints' / LAST}")
     if not p.exists():
-        raise D2RLError(f"checkpoint '{p}' does not exist; pass a run dir or a .pt file under its checkpoints/")
+        raise D2RLError(
+            f"checkpoint '{p}' does not exist; pass a run dir or a .pt file under its checkpoints/"
+        )
     return p
 
 
@@ -90,5 +98,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise D2RLError(f"'{p}' is not a readable d2rl checkpoint ({first[:160]})") from e
     if not isinstance(state, dict) or state.get(FORMAT_KEY) != FORMAT_VERSION:
-        raise D2RLError(f"'{p}' is not a d2rl checkpoint (no '{FORMAT_KEY}' marker of version {FORMAT_VERSION})")
+        raise D2RLError(
+            f"'{p}' is not a d2rl checkpoint (no '{FORMAT_KEY}' marker of version {FORMAT_VERSION})"
+        )
     return state

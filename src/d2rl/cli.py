@@ -67,11 +67,62 @@ def _train_app(cfg: DictConfig) -> float:
     return float(result["eval/return_mean"])
 
 
+def _check_choices(argv: list[str]) -> None:
+    """``algo=x``/``network=x``/``env=x`` naming nothing known: one line, before Hydra's multi-line report."""
+    from d2rl import registry
+
+    conf = Path(__file__).parent / "conf"
+    known = {
+        "algo": set(registry.algorithms().entries) | set(registry.algorithms().broken),
+        "network": set(registry.networks().entries) | set(registry.networks().broken),
+        "env": set(),
+    }
+    for group in known:
+        known[group] |= {p.stem for p in (conf / group).glob("*.yaml")}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if (
+            sep
+            and key in known
+            and "," not in value
+            and value not in known[key]
+            and not value.startswith("$")
+        ):
+            what = {"algo": "algorithm", "network": "network", "env": "env config"}[key]
+            hint = "use env=gym env.id=<gymnasium id> for any registered id; " if key == "env" else ""
+            _fail(f"unknown {what} '{value}'; {hint}known: {', '.join(sorted(known[key]))} (see `d2rl-list`)")
+
+
 def main() -> None:
     """``d2rl [overrides]``: train (``-m`` for sweeps)."""
     _setup()
+    _check_choices(sys.argv[1:])
     sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
     _train_app()
+
+
+def list_main() -> None:
+    """``d2rl-list``: registered algorithms, networks and env suites, with the package providing each."""
+    from d2rl import registry
+
+    print("algorithms:")
+    for name, a in sorted(registry.algorithms().entries.items()):
+        print(
+            f"  {name:<16} {a.provider:<20} actions: {', '.join(a.spec.action_spaces):<22} {a.spec.description}"
+        )
+    print("networks:")
+    for name, n in sorted(registry.networks().entries.items()):
+        print(f"  {name:<16} {n.provider:<20} {n.spec.description}")
+    print("env suites:")
+    for name, e in sorted(registry.env_suites().entries.items()):
+        print(f"  {name:<16} {e.provider:<20} {e.spec.description}")
+    conf = Path(__file__).parent / "conf" / "env"
+    print("env configs (env=<name>):", ", ".join(sorted(p.stem for p in conf.glob("*.yaml"))))
+    broken = {**registry.algorithms().broken, **registry.networks().broken, **registry.env_suites().broken}
+    if broken:
+        print("broken plugins:")
+        for msg in broken.values():
+            print(f"  {msg}")
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
@@ -99,19 +150,35 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     probe.close()
     agent.load_state_dict(state["agent"])
     agent.eval()
-    returns = evaluate(agent, run_cfg.env, int(cfg.episodes), int(cfg.seed), bool(cfg.deterministic),
-                       max_envs=int(cfg.num_envs or 16))
-    out: dict[str, Any] = {"checkpoint": str(path), "env_steps": int(state["counters"]["env_steps"]),
-                           "episodes": len(returns), "return_mean": float(returns.mean()),
-                           "return_std": float(returns.std())}
-    print(f"{run_cfg.algo.name} on {run_cfg.env.id} @ {out['env_steps']} env steps: "
-          f"return {out['return_mean']:.2f} +- {out['return_std']:.2f} over {len(returns)} episodes")
+    returns = evaluate(
+        agent,
+        run_cfg.env,
+        int(cfg.episodes),
+        int(cfg.seed),
+        bool(cfg.deterministic),
+        max_envs=int(cfg.num_envs or 16),
+    )
+    out: dict[str, Any] = {
+        "checkpoint": str(path),
+        "env_steps": int(state["counters"]["env_steps"]),
+        "episodes": len(returns),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+    }
+    print(
+        f"{run_cfg.algo.name} on {run_cfg.env.id} @ {out['env_steps']} env steps: "
+        f"return {out['return_mean']:.2f} +- {out['return_std']:.2f} over {len(returns)} episodes"
+    )
     if cfg.video:
         video_dir = Path(cfg.video_dir) if cfg.video_dir else path.parent.parent / "videos"
         try:
-            out["video"] = str(record_video(agent, run_cfg.env, video_dir, int(cfg.seed), bool(cfg.deterministic)))
+            out["video"] = str(
+                record_video(agent, run_cfg.env, video_dir, int(cfg.seed), bool(cfg.deterministic))
+            )
         except ImportError as e:
-            raise D2RLError(f"video recording needs moviepy and pygame: pip install 'd2rl[video]' ({e})") from e
+            raise D2RLError(
+                f"video recording needs moviepy and pygame: pip install 'd2rl[video]' ({e})"
+            ) from e
         print(f"video: {out['video']}")
     return out
 

@@ -48,8 +48,13 @@ def record_video(agent: Agent, env_cfg: Any, video_dir: Path, seed: int, determi
     kwargs = dict(env_cfg.kwargs or {})
     if env_cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
-    env = RecordVideo(gym.make(env_cfg.id, render_mode="rgb_array", **kwargs), str(video_dir),
-                      episode_trigger=lambda i: i == 0, name_prefix="eval", disable_logger=True)
+    env = RecordVideo(
+        gym.make(env_cfg.id, render_mode="rgb_array", **kwargs),
+        str(video_dir),
+        episode_trigger=lambda i: i == 0,
+        name_prefix="eval",
+        disable_logger=True,
+    )
     obs, _ = env.reset(seed=seed)
     done = False
     while not done:

@@ -94,8 +94,11 @@ class Group(Generic[SpecT]):
 
 
 _SPEC_TYPES: dict[str, type] = {ALGORITHMS: AlgorithmSpec, NETWORKS: NetworkSpec, ENVS: EnvSuiteSpec}
-_REQUIRED = {ALGORITHMS: ("config_class", "agent_class", "action_spaces"), NETWORKS: ("config_class", "build"),
-             ENVS: ("make_vec",)}
+_REQUIRED = {
+    ALGORITHMS: ("config_class", "agent_class", "action_spaces"),
+    NETWORKS: ("config_class", "build"),
+    ENVS: ("make_vec",),
+}
 
 
 def _provider(ep: EntryPoint) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, tensorboard: bool = True, csv_file: bool = True,
-                 resume_step: int | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, tensorboard: bool = True, csv_file: bool = True, resume_step: int | None = None
+    ) -> None:
         """``resume_step``: continuing a run; rows logged after that checkpoint are dropped."""
         self.run_dir = run_dir
         self.csv_path = run_dir / "metrics.csv" if csv_file else None

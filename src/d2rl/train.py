@@ -47,8 +47,15 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
             f"'{cfg.env.id}' has a {kind} action space ({envs.single_action_space}); pick another algo or env"
         )
     network = get_network(cfg.network.name)
-    return spec.agent_class.from_config(cfg.algo, network, cfg.network, envs.single_observation_space,
-                                        envs.single_action_space, envs.num_envs, int(cfg.trainer.total_env_steps))
+    return spec.agent_class.from_config(
+        cfg.algo,
+        network,
+        cfg.network,
+        envs.single_observation_space,
+        envs.single_action_space,
+        envs.num_envs,
+        int(cfg.trainer.total_env_steps),
+    )
 
 
 def _quiet_lightning() -> None:
@@ -97,7 +104,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         try:
             agent.load_state_dict(init["agent"])
         except RuntimeError as e:
-            raise D2RLError(f"load_from={cfg.load_from}: weights do not fit this algo/network/env ({e})") from e
+            raise D2RLError(
+                f"load_from={cfg.load_from}: weights do not fit this algo/network/env ({e})"
+            ) from e
     # A resumed run restarts its envs from a seed derived from the iteration it resumes at.
     agent.attach(envs, seed + 7919 * agent.iteration)
 
@@ -106,24 +115,48 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
 
     def make_state(a: Agent, trainer: L.Trainer) -> dict[str, Any]:
-        return {"algo": cfg.algo.name, "config": config_yaml, "agent": a.state_dict(),
-                "optimizers": [o.state_dict() for o in trainer.optimizers], "counters": a.counters(),
-                "rng": checkpoint.rng_state(), "versions": package_versions()}
+        return {
+            "algo": cfg.algo.name,
+            "config": config_yaml,
+            "agent": a.state_dict(),
+            "optimizers": [o.state_dict() for o in trainer.optimizers],
+            "counters": a.counters(),
+            "rng": checkpoint.rng_state(),
+            "versions": package_versions(),
+        }
 
-    ckpt_cb = CheckpointCallback(run_dir / "checkpoints", int(trainer_cfg.checkpoint_period_env_steps), make_state)
-    eval_cb = EvalCallback(run_logger, cfg.env, int(trainer_cfg.eval_period_env_steps),
-                           int(trainer_cfg.eval_episodes), seed + 10_000, bool(trainer_cfg.eval_deterministic))
+    ckpt_cb = CheckpointCallback(
+        run_dir / "checkpoints", int(trainer_cfg.checkpoint_period_env_steps), make_state
+    )
+    eval_cb = EvalCallback(
+        run_logger,
+        cfg.env,
+        int(trainer_cfg.eval_period_env_steps),
+        int(trainer_cfg.eval_episodes),
+        seed + 10_000,
+        bool(trainer_cfg.eval_deterministic),
+    )
     all_callbacks: list[L.Callback] = [
-        MetricsCallback(run_logger, int(trainer_cfg.log_period_env_steps)), eval_cb, ckpt_cb,
+        MetricsCallback(run_logger, int(trainer_cfg.log_period_env_steps)),
+        eval_cb,
+        ckpt_cb,
         ProgressBar(int(trainer_cfg.total_env_steps), bool(trainer_cfg.progress_bar)),
     ]
     if resume_state is not None:
         all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"]))
     all_callbacks += callbacks
     trainer = L.Trainer(
-        accelerator=str(trainer_cfg.accelerator), devices=1, max_epochs=1, max_steps=-1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=all_callbacks, deterministic=False,
+        accelerator=str(trainer_cfg.accelerator),
+        devices=1,
+        max_epochs=1,
+        max_steps=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=all_callbacks,
+        deterministic=False,
     )
     t_fit = time.perf_counter()
     try:
@@ -135,31 +168,60 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         run_logger.close()
         raise KeyboardInterrupt
 
-    returns = evaluate(agent, cfg.env, int(trainer_cfg.final_eval_episodes), seed + 20_000,
-                       bool(trainer_cfg.eval_deterministic))
+    returns = evaluate(
+        agent,
+        cfg.env,
+        int(trainer_cfg.final_eval_episodes),
+        seed + 20_000,
+        bool(trainer_cfg.eval_deterministic),
+    )
     final = summarize_returns(returns)
     run_logger.log({"eval/return_mean": final["mean"], "eval/return_std": final["std"]}, agent.env_steps)
     wall = time.time() - t_start
     steps_this_session = agent.env_steps - (resume_step or 0)
     summary: dict[str, Any] = {
-        "algo": cfg.algo.name, "env": cfg.env.id, "network": cfg.network.name, "seed": seed,
-        "env_steps": agent.env_steps, "iterations": agent.iteration, "episodes": agent.episodes_done(),
-        "final_eval": {**final, "episodes": len(returns), "deterministic": bool(trainer_cfg.eval_deterministic)},
-        "wall_time_s": round(wall, 3), "fit_time_s": round(fit_s, 3),
+        "algo": cfg.algo.name,
+        "env": cfg.env.id,
+        "network": cfg.network.name,
+        "seed": seed,
+        "env_steps": agent.env_steps,
+        "iterations": agent.iteration,
+        "episodes": agent.episodes_done(),
+        "final_eval": {
+            **final,
+            "episodes": len(returns),
+            "deterministic": bool(trainer_cfg.eval_deterministic),
+        },
+        "wall_time_s": round(wall, 3),
+        "fit_time_s": round(fit_s, 3),
         "env_steps_per_s": round(steps_this_session / max(fit_s, 1e-9), 1),
         "timings_s": {k: round(v, 3) for k, v in agent.timings.items()},
         "resumed_from": str(cfg.resume) if resume_state is not None else None,
-        "versions": package_versions(), "git_commit": git_commit(),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
         "last_checkpoint": str(ckpt_cb.last_path) if ckpt_cb.last_path else None,
     }
     write_summary(run_dir, summary)
     if cfg.logger.learning_curve:
         plot_learning_curve(run_logger, run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}")
     run_logger.close()
-    log.info("final eval return %.2f +- %.2f over %d episodes; %d env steps in %.1f s; run dir %s",
-             final["mean"], final["std"], len(returns), agent.env_steps, wall, run_dir)
-    return {"eval/return_mean": final["mean"], "eval/return_std": final["std"], "env_steps": agent.env_steps,
-            "wall_time_s": wall, "env_steps_per_s": summary["env_steps_per_s"], "run_dir": str(run_dir)}
+    log.info(
+        "final eval return %.2f +- %.2f over %d episodes; %d env steps in %.1f s; run dir %s",
+        final["mean"],
+        final["std"],
+        len(returns),
+        agent.env_steps,
+        wall,
+        run_dir,
+    )
+    return {
+        "eval/return_mean": final["mean"],
+        "eval/return_std": final["std"],
+        "env_steps": agent.env_steps,
+        "wall_time_s": wall,
+        "env_steps_per_s": summary["env_steps_per_s"],
+        "run_dir": str(run_dir),
+    }
 
 
 class _RestoreOptimizers(L.Callback):

@@ -14,8 +14,13 @@ from d2rl import checkpoint
 from d2rl.errors import D2RLError
 from d2rl.train import train
 
-SMALL = ["trainer.total_env_steps=1024", "algo.num_steps=64", "trainer.checkpoint_period_env_steps=512",
-         "trainer.log_period_env_steps=256"]
+SMALL = [
+    "~tuned",
+    "trainer.total_env_steps=1024",
+    "algo.num_steps=64",
+    "trainer.checkpoint_period_env_steps=512",
+    "trainer.log_period_env_steps=256",
+]
 
 
 def test_run_folder_contents(make_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -24,9 +29,19 @@ def test_run_folder_contents(make_cfg, tmp_path: Path) -> None:  # type: ignore[
     run = tmp_path / "run"
     assert out["env_steps"] == 1024 and out["run_dir"] == str(run)
     names = {p.name for p in run.iterdir()}
-    assert {"config.yaml", "checkpoints", "tensorboard", "metrics.csv", "summary.json", "learning_curve.png"} <= names
+    assert {
+        "config.yaml",
+        "checkpoints",
+        "tensorboard",
+        "metrics.csv",
+        "summary.json",
+        "learning_curve.png",
+    } <= names
     assert {p.name for p in (run / "checkpoints").iterdir()} == {
-        "last.pt", "step_000000000512.pt", "step_000000001024.pt"}
+        "last.pt",
+        "step_000000000512.pt",
+        "step_000000001024.pt",
+    }
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] == 1024 and summary["seed"] == cfg.seed
@@ -36,9 +51,16 @@ def test_run_folder_contents(make_cfg, tmp_path: Path) -> None:  # type: ignore[
     assert "git_commit" in summary
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     keys = set(rows[0])
-    assert {"env_step", "train/episode_return", "loss/policy", "perf/env_steps_per_s", "eval/return_mean"} <= keys
+    assert {
+        "env_step",
+        "train/episode_return",
+        "loss/policy",
+        "perf/env_steps_per_s",
+        "eval/return_mean",
+    } <= keys
     assert [float(r["eval/return_mean"]) for r in rows if r["eval/return_mean"]][-1] == pytest.approx(
-        summary["final_eval"]["mean"])
+        summary["final_eval"]["mean"]
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run / "tensorboard"))
@@ -89,8 +111,10 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path: Path) -> 
     saved = checkpoint.load(run)
     assert saved["counters"]["env_steps"] == 512
     check = _CheckStart(saved["agent"], saved["optimizers"][0])
-    out = train(make_cfg("trainer.progress_bar=false", f"resume={run}", output_dir=tmp_path / "ignored"),
-                callbacks=[check])
+    out = train(
+        make_cfg("trainer.progress_bar=false", f"resume={run}", output_dir=tmp_path / "ignored"),
+        callbacks=[check],
+    )
     assert check.seen_steps == 512
     assert out["env_steps"] == 2048 and out["run_dir"] == str(run)
     summary = json.loads((run / "summary.json").read_text())
@@ -99,7 +123,9 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path: Path) -> 
     assert final["counters"]["env_steps"] == 2048 and final["counters"]["iteration"] == 8
     assert any(not torch.equal(v, saved["agent"][k]) for k, v in final["agent"].items())
     steps = [float(r["env_step"]) for r in csv.DictReader((run / "metrics.csv").open())]
-    assert steps == sorted(steps) and steps[-1] == 2048  # rows after the checkpoint were dropped, then continued
+    assert (
+        steps == sorted(steps) and steps[-1] == 2048
+    )  # rows after the checkpoint were dropped, then continued
     assert (run / "checkpoints" / "step_000000000512.pt").exists()  # no written checkpoint is lost
 
 
@@ -114,8 +140,10 @@ def test_load_from_initialises_weights_only(make_cfg, tmp_path: Path) -> None:  
             for k, v in agent.state_dict().items():
                 assert torch.equal(v, first["agent"][k]), k
 
-    out = train(make_cfg(*SMALL, f"load_from={tmp_path / 'first'}", output_dir=tmp_path / "second"),
-                callbacks=[Peek()])
+    out = train(
+        make_cfg(*SMALL, f"load_from={tmp_path / 'first'}", output_dir=tmp_path / "second"),
+        callbacks=[Peek()],
+    )
     assert seen["steps"] == 0 and out["env_steps"] == 1024
 
 

@@ -9,14 +9,21 @@ from d2rl.collector import RolloutCollector
 
 
 def _collector(env_id: str, num_envs: int, value: float = 0.0, gamma: float = 0.5, **kw):  # type: ignore[no-untyped-def]
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **kw)
+    envs = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+        **kw,
+    )
 
     def act(obs: torch.Tensor):  # type: ignore[no-untyped-def]
         n = obs.shape[0]
         return torch.ones(n, dtype=torch.long), torch.zeros(n), torch.full((n,), value)
 
-    return RolloutCollector(envs, act, lambda o: torch.full((o.shape[0],), value), lambda o, u: o, None, gamma, 0)
+    return RolloutCollector(
+        envs, act, lambda o: torch.full((o.shape[0],), value), lambda o, u: o, None, gamma, 0
+    )
 
 
 def test_two_step_episodes_store_only_real_transitions() -> None:

@@ -80,13 +80,23 @@ def ppo_loss(
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's k3 estimator
         clipfrac = ((ratio - 1).abs() > clip_coef).float().mean()
-    return loss, {"loss/policy": pg_loss.detach(), "loss/value": v_loss.detach(), "loss/entropy": ent.detach(),
-                  "stats/approx_kl": approx_kl, "stats/clipfrac": clipfrac}
+    return loss, {
+        "loss/policy": pg_loss.detach(),
+        "loss/value": v_loss.detach(),
+        "loss/entropy": ent.detach(),
+        "stats/approx_kl": approx_kl,
+        "stats/clipfrac": clipfrac,
+    }
 
 
 class PPOAgent(Agent):
     def __init__(
-        self, model: ActorCritic, cfg: PPOConfig, obs_shape: tuple[int, ...], action_space: gym.Space, num_envs: int
+        self,
+        model: ActorCritic,
+        cfg: PPOConfig,
+        obs_shape: tuple[int, ...],
+        action_space: gym.Space,
+        num_envs: int,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -108,8 +118,14 @@ class PPOAgent(Agent):
 
     @classmethod
     def from_config(  # type: ignore[override]
-        cls, algo_cfg: Any, network: Any, network_cfg: Any, observation_space: gym.Space,
-        action_space: gym.Space, num_envs: int, total_env_steps: int,
+        cls,
+        algo_cfg: Any,
+        network: Any,
+        network_cfg: Any,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        num_envs: int,
+        total_env_steps: int,
     ) -> PPOAgent:
         cfg = PPOConfig(**{k: algo_cfg[k] for k in algo_cfg})
         if (cfg.num_steps * num_envs) % cfg.num_minibatches:
@@ -146,11 +162,17 @@ class PPOAgent(Agent):
         return action
 
     def attach(self, envs: gym.vector.VectorEnv, seed: int) -> None:
-        self.buffer = RolloutBuffer(self.cfg.num_steps, self.num_envs, self._obs_shape, self._action_shape,
-                                    self._action_dtype)
+        self.buffer = RolloutBuffer(
+            self.cfg.num_steps, self.num_envs, self._obs_shape, self._action_shape, self._action_dtype
+        )
         self.collector = RolloutCollector(
-            envs, self.model.act, self.model.value, self.normalize,
-            self.reward_scaler.forward if self.reward_scaler is not None else None, self.cfg.gamma, seed,
+            envs,
+            self.model.act,
+            self.model.value,
+            self.normalize,
+            self.reward_scaler.forward if self.reward_scaler is not None else None,
+            self.cfg.gamma,
+            seed,
         )
         self.tracker = self.collector.tracker
 
@@ -181,11 +203,24 @@ class PPOAgent(Agent):
                     adv = mb["advantage"]
                     if cfg.norm_adv:
                         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                    loss, metrics = ppo_loss(logprob, mb["logprob"], adv, value, mb["value"], mb["ret"], entropy,
-                                             cfg.clip_coef, cfg.clip_vloss, cfg.vf_coef, cfg.ent_coef)
+                    loss, metrics = ppo_loss(
+                        logprob,
+                        mb["logprob"],
+                        adv,
+                        value,
+                        mb["value"],
+                        mb["ret"],
+                        entropy,
+                        cfg.clip_coef,
+                        cfg.clip_vloss,
+                        cfg.vf_coef,
+                        cfg.ent_coef,
+                    )
                     opt.zero_grad()
                     self.manual_backward(loss)
-                    self.clip_gradients(opt, gradient_clip_val=cfg.max_grad_norm, gradient_clip_algorithm="norm")
+                    self.clip_gradients(
+                        opt, gradient_clip_val=cfg.max_grad_norm, gradient_clip_algorithm="norm"
+                    )
                     opt.step()
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v
@@ -196,7 +231,9 @@ class PPOAgent(Agent):
         out = {k: float(v) / n for k, v in sums.items()}
         values, returns = data["value"], data["ret"]
         var_y = returns.var()
-        out["stats/explained_variance"] = float("nan") if var_y == 0 else float(1 - (returns - values).var() / var_y)
+        out["stats/explained_variance"] = (
+            float("nan") if var_y == 0 else float(1 - (returns - values).var() / var_y)
+        )
         out["train/lr"] = lr
         return out
 

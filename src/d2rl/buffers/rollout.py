@@ -40,7 +40,11 @@ class RolloutBuffer:
     """Preallocated tensors for ``num_steps`` steps of ``num_envs`` envs."""
 
     def __init__(
-        self, num_steps: int, num_envs: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        action_shape: tuple[int, ...],
         action_dtype: torch.dtype,
     ) -> None:
         T, N = num_steps, num_envs

@@ -32,9 +32,16 @@ def make_vec(env_cfg: Any, num_envs: int, render_mode: str | None = None) -> gym
     except gym.error.DependencyNotInstalled as e:
         extra = next((k for k in _EXTRAS if k in str(e).lower()), None)
         hint = _EXTRAS[extra] if extra else "install the package the environment needs"
-        raise D2RLError(f"env '{env_cfg.id}' is missing a dependency ({str(e).splitlines()[0]}); {hint}") from e
-    except (gym.error.NameNotFound, gym.error.NamespaceNotFound, gym.error.VersionNotFound,
-            gym.error.DeprecatedEnv, gym.error.UnregisteredEnv) as e:
+        raise D2RLError(
+            f"env '{env_cfg.id}' is missing a dependency ({str(e).splitlines()[0]}); {hint}"
+        ) from e
+    except (
+        gym.error.NameNotFound,
+        gym.error.NamespaceNotFound,
+        gym.error.VersionNotFound,
+        gym.error.DeprecatedEnv,
+        gym.error.UnregisteredEnv,
+    ) as e:
         raise D2RLError(
             f"unknown gymnasium env id '{env_cfg.id}' ({e}); use a registered id, e.g. env=gym env.id=Acrobot-v1"
         ) from e

@@ -89,14 +89,18 @@ class ActorCritic(nn.Module):
         """``[B, *obs]`` -> ``[B]``."""
         return self.value_head(self.critic_encoder(obs)).squeeze(-1)
 
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns action ``[B, ...]``, its log-prob ``[B]`` and the value ``[B]``."""
         params = self.dist_params(obs)
         head = self.policy_head
         action = head.mode(params) if deterministic else head.sample(params)
         return action, head.log_prob(params, action), self.value(obs)
 
-    def evaluate(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate(
+        self, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-prob ``[B]``, entropy ``[B]`` and value ``[B]`` of given actions under the current policy."""
         params = self.dist_params(obs)
         head = self.policy_head

@@ -1,0 +1,73 @@
+"""PPO passes the five probe environments (tests/probes.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from d2rl import checkpoint
+from d2rl.envs import make_vec_env
+from d2rl.train import build_agent, train
+
+PPO_PROBE = [
+    "~tuned",
+    "trainer.total_env_steps=6144",
+    "env.num_envs=8",
+    "algo.num_steps=32",
+    "algo.num_minibatches=4",
+    "algo.update_epochs=8",
+    "algo.lr=3e-3",
+    "algo.ent_coef=0.0",
+    "algo.clip_vloss=false",
+    "algo.gamma=0.9",
+    "trainer.checkpoint_period_env_steps=0",
+]
+
+
+def _trained(make_cfg, tmp_path: Path, probe: str, *extra: str):  # type: ignore[no-untyped-def]
+    cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *PPO_PROBE, *extra)
+    train(cfg)
+    state = checkpoint.load(tmp_path / "run")
+    envs = make_vec_env(cfg.env, 0, num_envs=1)
+    agent = build_agent(cfg, envs)
+    agent.load_state_dict(state["agent"])
+    return agent
+
+
+def _v(agent, *obs: float) -> list[float]:  # type: ignore[no-untyped-def]
+    with torch.no_grad():
+        return agent.model.value(torch.tensor([[o] for o in obs])).tolist()
+
+
+def _pi(agent, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
+    with torch.no_grad():
+        return agent.policy(torch.tensor([[o] for o in obs]), deterministic=True).tolist()
+
+
+def test_constant_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ConstantReward")
+    assert _v(agent, 0.0)[0] == pytest.approx(1.0, abs=0.1)
+
+
+def test_obs_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ObsDependentReward")
+    assert _v(agent, -1.0, 1.0) == pytest.approx([-1.0, 1.0], abs=0.15)
+
+
+def test_two_step_discounting(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "TwoStepDiscount", "algo.gae_lambda=0.95")
+    assert _v(agent, 0.0, 1.0) == pytest.approx([0.9, 1.0], abs=0.1)
+
+
+def test_action_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ActionDependentReward")
+    assert _pi(agent, 0.0) == [1]
+    assert _v(agent, 0.0)[0] == pytest.approx(1.0, abs=0.2)
+
+
+def test_obs_and_action_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ObsActionReward")
+    assert _pi(agent, -1.0, 1.0) == [0, 1]
+    assert _v(agent, -1.0, 1.0) == pytest.approx([1.0, 1.0], abs=0.2)
