@@ -48,9 +48,22 @@ class LoggerConfig:
 
 @dataclass
 class ReplayConfig:
-    """Replay storage; `none` for on-policy algorithms, which keep a rollout buffer."""
+    """Replay storage; `none` for on-policy algorithms, which keep a rollout buffer.
 
-    kind: str = "none"
+    Off-policy algorithms read this group (`replay=uniform|prioritized`); with `none` they use a
+    uniform buffer with these defaults.
+    """
+
+    kind: str = "none"  # none | uniform | prioritized
+    capacity: int = 100_000  # transitions, over all envs
+    dedup_frames: bool = True  # store stacked uint8 pixel obs [k, H, W] once per frame
+    save_in_checkpoint: bool = True  # buffer contents (and priorities) go into checkpoints
+    # prioritized (Schaul et al. 2016, proportional variant)
+    alpha: float = 0.6  # priority exponent
+    beta_initial: float = 0.4  # importance-sampling exponent, annealed linearly ...
+    beta_final: float = 1.0  # ... to this by the end of the run
+    priority_eps: float = 1e-6  # added to |TD error|
+    importance_weights: bool = True  # false: no IS correction (as some seeds run it)
 
 
 @dataclass

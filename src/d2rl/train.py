@@ -47,6 +47,8 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
             f"'{cfg.env.id}' has a {kind} action space ({envs.single_action_space}); pick another algo or env"
         )
     network = get_network(cfg.network.name)
+    # off-policy agents (class attribute `uses_replay = True`) also get the `replay` config group
+    extra = {"replay_cfg": cfg.replay} if getattr(spec.agent_class, "uses_replay", False) else {}
     return spec.agent_class.from_config(
         cfg.algo,
         network,
@@ -55,6 +57,7 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
         envs.single_action_space,
         envs.num_envs,
         int(cfg.trainer.total_env_steps),
+        **extra,
     )
 
 
