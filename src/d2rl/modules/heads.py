@@ -25,7 +25,10 @@ class CategoricalHead(nn.Module):
 
     @staticmethod
     def sample(log_probs: torch.Tensor) -> torch.Tensor:
-        return torch.multinomial(log_probs.exp(), 1).squeeze(-1)
+        """Inverse-CDF sampling (cheaper than torch.multinomial for small batches on CPU)."""
+        u = torch.rand(log_probs.shape[:-1] + (1,), dtype=log_probs.dtype)
+        idx = (log_probs.exp().cumsum(-1) < u).sum(-1)
+        return idx.clamp_max(log_probs.shape[-1] - 1)
 
     @staticmethod
     def mode(log_probs: torch.Tensor) -> torch.Tensor:
