@@ -26,7 +26,7 @@ class CategoricalHead(nn.Module):
     @staticmethod
     def sample(log_probs: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF sampling (cheaper than torch.multinomial for small batches on CPU)."""
-        u = torch.rand(log_probs.shape[:-1] + (1,), dtype=log_probs.dtype)
+        u = torch.rand((*log_probs.shape[:-1], 1), dtype=log_probs.dtype)
         idx = (log_probs.exp().cumsum(-1) < u).sum(-1)
         return idx.clamp_max(log_probs.shape[-1] - 1)
 
