@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -35,16 +36,27 @@ class EpisodeTracker:
         self.lengths = np.zeros(self.num_envs, dtype=np.int64)
         self.recent = deque(maxlen=self.window)
 
-    def step(self, reward: np.ndarray, done: np.ndarray) -> None:
+    def step(self, reward: np.ndarray, done: np.ndarray, info: dict | None = None) -> None:
+        """``info["episode"]`` (``{"r": [N], "l": [N]}`` with mask ``info["_episode"]``, gymnasium's
+        RecordEpisodeStatistics layout), when the env gives it, is preferred to the summed reward:
+        suites that clip rewards or end episodes at a life loss report whole-game, unclipped values there.
+        """
         self.returns += reward
         self.lengths += 1
-        if done.any():
+        if info is not None and "episode" in info:
+            ended = np.asarray(info["_episode"], dtype=bool)
+            ep = info["episode"]
+            for i in np.flatnonzero(ended):
+                self.finished.append((float(ep["r"][i]), int(ep["l"][i])))
+                self.recent.append(float(ep["r"][i]))
+            self.episodes += int(ended.sum())
+        elif done.any():
             for i in np.flatnonzero(done):
                 self.finished.append((float(self.returns[i]), int(self.lengths[i])))
                 self.recent.append(float(self.returns[i]))
             self.episodes += int(done.sum())
-            self.returns[done] = 0.0
-            self.lengths[done] = 0
+        self.returns[done] = 0.0
+        self.lengths[done] = 0
 
     def drain(self) -> list[tuple[float, int]]:
         out, self.finished = self.finished, []
@@ -71,12 +83,14 @@ class RolloutCollector:
         self.act, self.value, self.normalize_obs, self.scale_reward = act, value, normalize_obs, scale_reward
         self.gamma = gamma
         self.tracker = EpisodeTracker(envs.num_envs)
-        space = envs.single_action_space
+        space: Any = envs.single_action_space
         self.box_action = isinstance(space, gym.spaces.Box)
         self.low = torch.as_tensor(space.low) if self.box_action else None
         self.high = torch.as_tensor(space.high) if self.box_action else None
+        # uint8 pixels stay uint8 (4x less memory in the buffer); pixel networks divide by 255
+        self.obs_dtype = torch.uint8 if envs.single_observation_space.dtype == np.uint8 else torch.float32
         obs, _ = envs.reset(seed=seed)
-        self.obs = torch.as_tensor(obs, dtype=torch.float32)
+        self.obs = torch.as_tensor(obs, dtype=self.obs_dtype)
 
     @torch.no_grad()
     def collect(self, buffer: RolloutBuffer) -> int:
@@ -94,7 +108,7 @@ class RolloutCollector:
                 env_action = np.clip(env_action, self.low.numpy(), self.high.numpy())  # type: ignore[union-attr]
             next_obs, reward, terminated, truncated, info = envs.step(env_action)
             done = terminated | truncated
-            tracker.step(reward, done)
+            tracker.step(reward, done, info)
             reward_t = torch.as_tensor(reward, dtype=torch.float32)
             done_t = torch.from_numpy(done)
             if self.scale_reward is not None:
@@ -106,7 +120,7 @@ class RolloutCollector:
                 reward_t[idx] += self.gamma * self.value(self.normalize_obs(final, False))
             buffer.reward[t] = reward_t
             buffer.done[t] = done_t
-            self.obs = torch.as_tensor(next_obs, dtype=torch.float32)
+            self.obs = torch.as_tensor(next_obs, dtype=self.obs_dtype)
         return buffer.num_steps * envs.num_envs
 
     @torch.no_grad()

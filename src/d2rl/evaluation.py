@@ -25,7 +25,7 @@ def evaluate(
     round_ = 0
     while len(returns) < episodes:
         n = min(max_envs, episodes - len(returns))
-        envs = make_vec_env(env_cfg, seed + 1000 * round_, num_envs=n)
+        envs = make_vec_env(env_cfg, seed + 1000 * round_, num_envs=n, evaluation=True)
         obs, _ = envs.reset(seed=seed + 1000 * round_)
         ep_ret = np.zeros(n)
         active = np.ones(n, dtype=bool)

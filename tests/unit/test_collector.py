@@ -49,3 +49,27 @@ def test_truncation_bootstraps_from_the_final_obs_and_termination_does_not() -> 
     buf2 = RolloutBuffer(3, 1, (1,), (), torch.long)
     c2.collect(buf2)
     np.testing.assert_allclose(buf2.reward[:, 0].numpy(), [1.0, 1.0, 1.0])  # terminated: no bootstrap
+
+
+def test_tracker_prefers_the_envs_own_episode_statistics() -> None:
+    from d2rl.collector import EpisodeTracker
+
+    t = EpisodeTracker(2)
+    # clipped reward 1 per step; the env reports the unclipped whole-game return when a game ends
+    t.step(np.array([1.0, 1.0]), np.array([True, False]), {})  # no "episode": the summed reward is used
+    assert t.drain() == [(1.0, 1)]
+    t.step(
+        np.array([1.0, 1.0]),
+        np.array([True, True]),
+        {"episode": {"r": np.array([0, 57.0]), "l": np.array([0, 9])}, "_episode": np.array([False, True])},
+    )
+    # env 0's learner episode ended (a life loss) but its game goes on: no finished episode for it
+    assert t.drain() == [(57.0, 9)]
+    assert t.episodes == 2
+    np.testing.assert_array_equal(t.returns, [0.0, 0.0])
+
+
+def test_uint8_observations_stay_uint8_in_the_buffer() -> None:
+    buf = RolloutBuffer(2, 3, (4, 8, 8), (), torch.long, obs_dtype=torch.uint8)
+    assert buf.obs.dtype == torch.uint8
+    assert buf.flat()["obs"].shape == (6, 4, 8, 8)

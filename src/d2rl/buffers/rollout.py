@@ -46,10 +46,11 @@ class RolloutBuffer:
         obs_shape: tuple[int, ...],
         action_shape: tuple[int, ...],
         action_dtype: torch.dtype,
+        obs_dtype: torch.dtype = torch.float32,  # torch.uint8 for pixels: 4x less memory
     ) -> None:
         T, N = num_steps, num_envs
         self.num_steps, self.num_envs = T, N
-        self.obs = torch.zeros((T, N, *obs_shape))
+        self.obs = torch.zeros((T, N, *obs_shape), dtype=obs_dtype)
         self.action = torch.zeros((T, N, *action_shape), dtype=action_dtype)
         self.logprob = torch.zeros((T, N))
         self.value = torch.zeros((T, N))

@@ -13,7 +13,11 @@ from d2rl.registry import get_env_suite
 
 
 def make_vec_env(env_cfg: Any, seed: int, num_envs: int | None = None, **extra: Any) -> gym.vector.VectorEnv:
-    """Build ``env_cfg`` through its suite; the caller resets it with ``seed`` (env i gets ``seed + i``)."""
+    """Build ``env_cfg`` through its suite; the caller resets it with ``seed`` (env i gets ``seed + i``).
+
+    ``extra`` goes to the suite's ``make_vec``: ``evaluation=True`` for evaluation envs (a suite
+    may then drop reward clipping and life-loss episode ends, or use unseen levels) and ``render_mode``.
+    """
     suite = get_env_suite(env_cfg.suite)
     missing = [m for m in suite.requires if importlib.util.find_spec(m) is None]
     if missing:

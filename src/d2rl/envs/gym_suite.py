@@ -13,7 +13,10 @@ from d2rl.registry import EnvSuiteSpec
 _EXTRAS = {"box2d": "pip install 'd2rl[box2d]'", "mujoco": "pip install 'd2rl[mujoco]'"}
 
 
-def make_vec(env_cfg: Any, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
+def make_vec(
+    env_cfg: Any, num_envs: int, render_mode: str | None = None, evaluation: bool = False
+) -> gym.vector.VectorEnv:
+    """``evaluation`` is part of the suite contract; plain gymnasium envs are the same for evaluation."""
     kwargs = dict(env_cfg.kwargs or {})
     if env_cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
