@@ -52,6 +52,7 @@ class NetworkSpec:
     config_class: type
     build: Callable[..., Any]
     description: str = ""
+    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class EnvSuiteSpec:
     requires: tuple[str, ...] = ()  # importable modules the suite needs
     install_hint: str = ""
     description: str = ""
+    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf" holding env/<suite>_<name>.yaml
 
 
 SpecT = TypeVar("SpecT", AlgorithmSpec, NetworkSpec, EnvSuiteSpec)
@@ -93,7 +95,7 @@ class Group(Generic[SpecT]):
         raise D2RLError(f"unknown {what} '{name}'; registered: {known} (see `d2rl-list`)")
 
 
-_SPEC_TYPES: dict[str, type] = {ALGORITHMS: AlgorithmSpec, NETWORKS: NetworkSpec, ENVS: EnvSuiteSpec}
+_SPEC_TYPES: dict[str, Any] = {ALGORITHMS: AlgorithmSpec, NETWORKS: NetworkSpec, ENVS: EnvSuiteSpec}
 _REQUIRED = {
     ALGORITHMS: ("config_class", "agent_class", "action_spaces"),
     NETWORKS: ("config_class", "build"),
@@ -107,7 +109,7 @@ def _provider(ep: EntryPoint) -> str:
 
 
 def _load(group: str, ep: EntryPoint) -> Any:
-    spec = ep.load()
+    spec: Any = ep.load()
     if not isinstance(spec, _SPEC_TYPES[group]):
         missing = [f for f in _REQUIRED[group] if not hasattr(spec, f)]
         raise TypeError(
@@ -173,29 +175,38 @@ def get_env_suite(name: str) -> EnvSuiteSpec:
     return env_suites().get(name, "env suite")
 
 
+def config_search_paths() -> list[str]:
+    """Hydra search-path entries (``pkg://...``/``file://...``) that loaded plugins ship YAML in."""
+    paths: list[str] = []
+    for group in (ALGORITHMS, NETWORKS, ENVS):
+        for entry in load_group(group).entries.values():
+            path = entry.spec.config_search_path
+            if path and path not in paths:
+                paths.append(path)
+    return paths
+
+
 def register_config_nodes() -> list[str]:
     """Store each algorithm's and network's config dataclass in Hydra's ConfigStore.
 
     ``algo=<name>`` and ``network=<name>`` then compose (and validate) with no YAML file.
-    Returns the extra config search paths plugins ask for.
+    Returns the extra config search paths plugins ask for (added to Hydra's search path by
+    ``hydra_plugins.d2rl_searchpath``).
     """
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    search_paths: list[str] = []
     for name, entry in algorithms().entries.items():
         cs.store(group="algo", name=name, node=_node(entry.spec.config_class, name))
-        if entry.spec.config_search_path:
-            search_paths.append(entry.spec.config_search_path)
     for name, nentry in networks().entries.items():
         cs.store(group="network", name=name, node=_node(nentry.spec.config_class, name))
-    return search_paths
+    return config_search_paths()
 
 
 def _node(config_class: type, name: str) -> Any:
     if not dataclasses.is_dataclass(config_class):
         raise D2RLError(f"config_class of '{name}' must be a dataclass")
-    node = config_class()
+    node: Any = config_class()
     if not hasattr(node, "name"):
         raise D2RLError(f"config_class of '{name}' needs a `name: str` field")
     node.name = name

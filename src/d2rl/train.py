@@ -49,7 +49,8 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
     network = get_network(cfg.network.name)
     # off-policy agents (class attribute `uses_replay = True`) also get the `replay` config group
     extra = {"replay_cfg": cfg.replay} if getattr(spec.agent_class, "uses_replay", False) else {}
-    return spec.agent_class.from_config(
+    agent_class: Any = spec.agent_class
+    return agent_class.from_config(
         cfg.algo,
         network,
         cfg.network,

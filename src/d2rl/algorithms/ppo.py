@@ -106,14 +106,15 @@ class PPOAgent(Agent):
         self.num_envs = num_envs
         self.obs_norm = ObsNormalizer(obs_shape) if cfg.normalize_obs else None
         self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
-        self.action_space = action_space
+        self.action_space: Any = action_space
         self._obs_shape = obs_shape
-        box = isinstance(action_space, gym.spaces.Box)
-        self._action_shape = tuple(action_space.shape) if box else ()
+        space: Any = action_space
+        box = isinstance(space, gym.spaces.Box)
+        self._action_shape = tuple(space.shape) if box else ()
         self._action_dtype = torch.float32 if box else torch.long
         if box:
-            self.register_buffer("action_low", torch.as_tensor(action_space.low, dtype=torch.float32))
-            self.register_buffer("action_high", torch.as_tensor(action_space.high, dtype=torch.float32))
+            self.register_buffer("action_low", torch.as_tensor(space.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.as_tensor(space.high, dtype=torch.float32))
         self.collector: RolloutCollector | None = None
         self.buffer: RolloutBuffer | None = None
 
@@ -156,10 +157,10 @@ class PPOAgent(Agent):
 
     def policy(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         params = self.model.dist_params(self.normalize(obs, False))
-        head = self.model.policy_head
+        head: Any = self.model.policy_head
         action = head.mode(params) if deterministic else head.sample(params)
         if self._action_dtype is torch.float32:
-            action = torch.max(torch.min(action, self.action_high), self.action_low)
+            action = torch.max(torch.min(action, self.action_high), self.action_low)  # type: ignore[arg-type]
         return action
 
     def attach(self, envs: gym.vector.VectorEnv, seed: int) -> None:
@@ -198,7 +199,7 @@ class PPOAgent(Agent):
             self.env_steps += self.collector.collect(self.buffer)
             self.buffer.finish(self.collector.last_values(), cfg.gamma, cfg.gae_lambda)
         with self.timer(self, "update"):
-            opt = self.optimizers()
+            opt: Any = self.optimizers()
             lr = cfg.lr * (1.0 - self.iteration / self.total_iterations) if cfg.anneal_lr else cfg.lr
             for group in opt.param_groups:  # type: ignore[union-attr]
                 group["lr"] = lr

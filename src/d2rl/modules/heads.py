@@ -4,6 +4,7 @@ per-step cost of acting low on CPU; the maths is the usual categorical / diagona
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -83,7 +84,8 @@ class ActorCritic(nn.Module):
         self.actor_encoder = actor_encoder
         self.critic_encoder = critic_encoder
         self.policy_head = policy_head
-        self.value_head = orthogonal_init(nn.Linear(critic_encoder.out_dim, 1), gain=1.0)
+        out_dim: Any = critic_encoder.out_dim
+        self.value_head = orthogonal_init(nn.Linear(int(out_dim), 1), gain=1.0)
 
     def dist_params(self, obs: torch.Tensor):  # type: ignore[no-untyped-def]
         return self.policy_head(self.actor_encoder(obs))
@@ -97,7 +99,7 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns action ``[B, ...]``, its log-prob ``[B]`` and the value ``[B]``."""
         params = self.dist_params(obs)
-        head = self.policy_head
+        head: Any = self.policy_head
         action = head.mode(params) if deterministic else head.sample(params)
         return action, head.log_prob(params, action), self.value(obs)
 
@@ -106,5 +108,5 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-prob ``[B]``, entropy ``[B]`` and value ``[B]`` of given actions under the current policy."""
         params = self.dist_params(obs)
-        head = self.policy_head
+        head: Any = self.policy_head
         return head.log_prob(params, action), head.entropy(params), self.value(obs)

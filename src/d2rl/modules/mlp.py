@@ -45,7 +45,7 @@ class MLP(nn.Module):
         x = x.flatten(1)
         act = self.act
         for layer in self.layers:
-            x = act(F.linear(x, layer.weight, layer.bias))
+            x = act(F.linear(x, layer.weight, layer.bias))  # type: ignore[arg-type]
         return x
 
 

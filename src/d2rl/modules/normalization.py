@@ -9,6 +9,10 @@ from torch import nn
 class RunningMeanStd(nn.Module):
     """Tracks mean and variance of a stream of batches; state lives in buffers (checkpointed)."""
 
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
@@ -46,6 +50,8 @@ class ObsNormalizer(nn.Module):
 
 class ReturnScaler(nn.Module):
     """Reward scaling by the std of the discounted return (as in the PPO baselines' VecNormalize)."""
+
+    returns: torch.Tensor
 
     def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
         super().__init__()
