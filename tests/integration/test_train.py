@@ -164,3 +164,8 @@ def test_user_errors_are_d2rl_errors(make_cfg) -> None:  # type: ignore[no-untyp
         train(make_cfg("env=gym", "env.id=d2rl-probe/MultiBinaryAction-v0"))
     with pytest.raises(D2RLError, match="must divide"):
         train(make_cfg("algo.num_minibatches=3"))
+
+
+def test_async_vectorization(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    out = train(make_cfg(*SMALL, "env.vectorization=async", "env.num_envs=2"))
+    assert out["env_steps"] == 1024
