@@ -57,73 +57,59 @@ class MetricsCallback(L.Callback):
         self.t_last, self.steps_last, self.last_logged = now, step, step
 
 
-class EvalCallback(L.Callback):
-    """Evaluates the policy every ``period`` env steps (``eval/return_mean``)."""
+class PeriodicCallback(L.Callback):
+    """Runs ``fire`` after an iteration that crossed a multiple of ``period`` env steps
+    (and, with ``at_end``, after the last iteration)."""
+
+    def __init__(self, period: int, at_end: bool) -> None:
+        self.period, self.at_end = period, at_end
+        self._prev = 0
+
+    def on_train_batch_start(self, trainer: L.Trainer, agent: Agent, batch: Any, batch_idx: int) -> None:
+        self._prev = agent.env_steps
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        final = agent.iteration >= agent.total_iterations
+        if (final and self.at_end) or (not final and crossed(self._prev, agent.env_steps, self.period)):
+            self.fire(trainer, agent)
+
+    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
+        raise NotImplementedError
+
+
+class EvalCallback(PeriodicCallback):
+    """Evaluates the policy every ``period`` env steps (``eval/return_mean``); the final
+    evaluation is train()'s."""
 
     def __init__(
         self, run_logger: RunLogger, env_cfg: Any, period: int, episodes: int, seed: int, deterministic: bool
     ) -> None:
-        self.logger, self.env_cfg, self.period = run_logger, env_cfg, period
+        super().__init__(period, at_end=False)
+        self.logger, self.env_cfg = run_logger, env_cfg
         self.episodes, self.seed, self.deterministic = episodes, seed, deterministic
-        self.last: float | None = None
-        self._prev = 0
 
-    def on_train_batch_start(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
-    ) -> None:
-        self._prev = agent.env_steps
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        outputs: Any,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
-    ) -> None:
-        final = agent.iteration >= agent.total_iterations
-        if final or not crossed(self._prev, agent.env_steps, self.period):
-            return  # the final evaluation is train()'s
+    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
         returns = evaluate(agent, self.env_cfg, self.episodes, self.seed, self.deterministic)
-        self.last = float(returns.mean())
         self.logger.log(
-            {"eval/return_mean": self.last, "eval/return_std": float(returns.std())}, agent.env_steps
+            {"eval/return_mean": float(returns.mean()), "eval/return_std": float(returns.std())},
+            agent.env_steps,
         )
 
 
-class CheckpointCallback(L.Callback):
+class CheckpointCallback(PeriodicCallback):
     """Writes a checkpoint every ``period`` env steps and at the end of training."""
 
     def __init__(
         self, ckpt_dir: Path, period: int, make_state: Callable[[Agent, L.Trainer], dict[str, Any]]
     ) -> None:
-        self.ckpt_dir, self.period, self.make_state = ckpt_dir, period, make_state
-        self._prev = 0
+        super().__init__(period, at_end=True)
+        self.ckpt_dir, self.make_state = ckpt_dir, make_state
         self.last_path: Path | None = None
 
-    def on_train_batch_start(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
-    ) -> None:
-        self._prev = agent.env_steps
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        outputs: Any,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
-    ) -> None:
-        if crossed(self._prev, agent.env_steps, self.period) or agent.iteration >= agent.total_iterations:
-            self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(agent, trainer), agent.env_steps)
+    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
+        self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(agent, trainer), agent.env_steps)
 
 
 class ProgressBar(L.Callback):
