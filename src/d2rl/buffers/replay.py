@@ -112,6 +112,20 @@ class ReplayBuffer:
         self.episode_step = np.where(done, 0, self.episode_step + 1).astype(np.int32)
         return r * self.num_envs + envs
 
+    def cut_episodes(self) -> None:
+        """End every running episode as truncated at its last stored step.
+
+        Called when collection restarts from fresh env resets (e.g. on resume), so no n-step
+        return or frame stack runs from the old episode into the new one.
+        """
+        envs, R = self._envs, self.rows
+        running = self.episode_step > 0
+        last = (self.head - 1) % R
+        self.truncated[last[running], envs[running]] = True
+        self.head = np.where(running, (self.head + 1) % R, self.head)
+        self.next_stamp = np.where(running, self.next_stamp + 1, self.next_stamp)
+        self.episode_step[:] = 0
+
     def __len__(self) -> int:
         """Number of stored transitions."""
         return int(self.valid.sum())
@@ -166,6 +180,15 @@ class ReplayBuffer:
         """The n-step transitions starting at ``(rows, envs)``."""
         R, gamma = self.rows, self.gamma
         B = rows.shape[0]
+        if self.n_step == 1:  # fast path: the next row holds next_obs
+            return self._batch(
+                rows,
+                envs,
+                self.reward[rows, envs],
+                (rows + 1) % R,
+                self.terminated[rows, envs],
+                np.full(B, gamma, dtype=np.float32),
+            )
         ret = np.zeros(B, dtype=np.float32)
         discount = np.ones(B, dtype=np.float32)
         alive = np.ones(B, dtype=bool)  # still accumulating
@@ -183,6 +206,17 @@ class ReplayBuffer:
             # continue only into a transition row written right after this one
             nxt = (r + 1) % R
             alive &= self.valid[nxt, envs] & (self.stamp[nxt, envs] == stamp0 + j + 1)
+        return self._batch(rows, envs, ret, end, terminated, discount)
+
+    def _batch(
+        self,
+        rows: np.ndarray,
+        envs: np.ndarray,
+        ret: np.ndarray,
+        end: np.ndarray,
+        terminated: np.ndarray,
+        discount: np.ndarray,
+    ) -> dict[str, torch.Tensor]:
         obs, _ = self._stack(rows, envs)
         next_obs, _ = self._stack(end, envs)
         return {

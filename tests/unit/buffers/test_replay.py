@@ -10,7 +10,7 @@ import torch
 from d2rl.buffers.replay import ReplayBuffer
 
 
-def _fill(buf: ReplayBuffer, steps: list[tuple[float, float, bool, bool]]) -> None:
+def _fill(buf: ReplayBuffer, steps: list[tuple[float, float, bool, bool]], first_action: int = 0) -> None:
     """One env; each step (obs, reward, terminated, truncated); obs of the next row follows.
 
     The final obs of an ended episode is ``obs + 100`` so it is recognisable.
@@ -20,7 +20,7 @@ def _fill(buf: ReplayBuffer, steps: list[tuple[float, float, bool, bool]]) -> No
         nxt = o + 100 if ended else (steps[i + 1][0] if i + 1 < len(steps) else o + 1)
         buf.add(
             np.array([[o]], np.float32),
-            np.array([i]),
+            np.array([first_action + i]),
             np.array([r], np.float32),
             np.array([[nxt]], np.float32),
             np.array([term]),
@@ -198,3 +198,15 @@ def test_state_dict_round_trip() -> None:
         torch.testing.assert_close(v, b.gather(rows, envs)[k])
     with pytest.raises(ValueError, match="shape"):
         ReplayBuffer(64, 2, (3,), np.float32).load_state_dict(state)
+
+
+def test_cut_episodes_truncates_running_episodes() -> None:
+    buf = ReplayBuffer(64, 1, (1,), np.float32, n_step=3, gamma=0.5)
+    _fill(buf, [(0, 1, False, False), (1, 1, False, False)])
+    buf.cut_episodes()  # e.g. on resume: the envs restart from resets
+    _fill(buf, [(50, 4, False, False), (51, 4, False, False)], first_action=2)
+    t = _by_action(buf)
+    assert t[0] == pytest.approx({"obs": 0, "reward": 1.5, "next_obs": 2, "terminated": 0, "discount": 0.25})
+    assert t[1] == pytest.approx({"obs": 1, "reward": 1, "next_obs": 2, "terminated": 0, "discount": 0.5})
+    assert len(buf) == 4
+    assert t[2] == pytest.approx({"obs": 50, "reward": 6, "next_obs": 52, "terminated": 0, "discount": 0.25})
