@@ -1,0 +1,222 @@
+"""The `atari` suite: Atari 2600 games through ale-py (Bellemare et al. 2013).
+
+Backends: ``native`` (default) is ale-py's ``AtariVectorEnv``, which steps all games in C++
+threads and does the preprocessing there; ``gymnasium`` is one ``ALE/<Game>-v5`` env per slot
+with gymnasium's ``AtariPreprocessing`` and ``FrameStackObservation`` in a ``SyncVectorEnv``.
+
+Preprocessing (Mnih et al. 2015): frame skip 4 with a max over the last two frames, grayscale
+84x84, 4 stacked frames -> uint8 obs ``[4, 84, 84]``; up to 30 no-op actions at reset.
+Training-only options, dropped in evaluation envs: episodic life (a lost life ends the episode
+for the learner, the game goes on) and reward clipping to {-1, 0, 1}. Both backends report
+whole-game, unclipped episode statistics in ``info["episode"]`` (mask ``info["_episode"]``).
+
+``protocol=machado`` selects the evaluation protocol of Machado et al. 2018 (JAIR): sticky
+actions with probability 0.25 instead of no-op starts, and episodes that end only at game over
+(no life-loss signal, in training too). ``full_action_space=true`` gives all 18 actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorWrapper
+
+from d2rl.errors import D2RLError
+from d2rl.registry import EnvSuiteSpec
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    # Mnih et al. 2015 / the PPO and DQN baselines: no-op starts, life loss ends a training episode
+    "dqn": {"noop_max": 30, "repeat_action_probability": 0.0, "episodic_life": True},
+    # Machado et al. 2018: sticky actions are the only stochasticity; episodes end at game over
+    "machado": {"noop_max": 0, "repeat_action_probability": 0.25, "episodic_life": False},
+}
+
+
+@dataclass
+class AtariOptions:
+    """``env.kwargs`` of the atari suite. ``None`` takes the protocol's value."""
+
+    backend: str = "native"  # native (ale-py AtariVectorEnv, C++ threads) | gymnasium (SyncVectorEnv)
+    protocol: str = "dqn"  # dqn | machado (see PROTOCOLS)
+    noop_max: int | None = None  # random no-op actions at reset (dqn: 30, machado: 0)
+    repeat_action_probability: float | None = None  # sticky actions (dqn: 0.0, machado: 0.25)
+    episodic_life: bool | None = None  # training only (dqn: true, machado: false)
+    reward_clipping: bool = True  # training only; episode statistics stay unclipped
+    full_action_space: bool = False  # 18 actions instead of the game's minimal set
+    frame_skip: int = 4
+    frame_stack: int = 4
+    screen_size: int = 84
+    grayscale: bool = True
+    fire_reset: bool = True  # press FIRE after a reset in games that need it (native backend only)
+    max_episode_frames: int = 108_000  # 30 minutes of play at 60 Hz (Machado et al. 2018)
+    num_threads: int = 0  # native backend: 0 = one per core
+
+    def resolved(self) -> AtariOptions:
+        if self.protocol not in PROTOCOLS:
+            raise D2RLError(f"env.kwargs.protocol must be one of {sorted(PROTOCOLS)}, got '{self.protocol}'")
+        if self.backend not in ("native", "gymnasium"):
+            raise D2RLError(f"env.kwargs.backend must be 'native' or 'gymnasium', got '{self.backend}'")
+        fill = {k: v for k, v in PROTOCOLS[self.protocol].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **fill)
+
+
+def parse_options(kwargs: dict[str, Any]) -> AtariOptions:
+    known = {f.name for f in dataclasses.fields(AtariOptions)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise D2RLError(f"unknown atari option(s) {unknown} in env.kwargs; known: {sorted(known)}")
+    return AtariOptions(**kwargs).resolved()
+
+
+def rom_name(env_id: str) -> str:
+    """``pong``, ``Pong``, ``ALE/Pong-v5`` or ``MsPacman`` -> the ROM name ``ms_pacman``."""
+    name = env_id.split("/")[-1].split("-v")[0].replace("NoFrameskip", "")
+    snake = "".join(
+        "_" + c.lower() if c.isupper() and i > 0 and name[i - 1] != "_" else c.lower()
+        for i, c in enumerate(name)
+    )
+    return snake
+
+
+def camel_name(rom: str) -> str:
+    return "".join(part.capitalize() for part in rom.split("_"))
+
+
+class AtariTraining(VectorWrapper):
+    """Episode statistics of whole games (unclipped), and the training-only life-loss and clipping.
+
+    Wraps a SAME_STEP vector env whose episodes are whole games and whose info has ``lives``.
+    A life loss sets ``terminated`` for the learner while the game goes on, so the returned obs
+    is both the final obs of that learner-episode and the first of the next.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, episodic_life: bool, reward_clipping: bool) -> None:
+        super().__init__(env)
+        self.episodic_life = episodic_life
+        self.reward_clipping = reward_clipping
+        n = self.num_envs
+        self.game_return = np.zeros(n, dtype=np.float64)
+        self.game_length = np.zeros(n, dtype=np.int64)
+        self.lives = np.zeros(n, dtype=np.int64)
+
+    def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.game_return[:] = 0.0
+        self.game_length[:] = 0
+        self.lives[:] = np.asarray(info["lives"])
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        reward = np.asarray(reward, dtype=np.float64)
+        game_over = np.asarray(terminated | truncated)
+        self.game_return += reward
+        self.game_length += 1
+        if game_over.any():
+            info["episode"] = {"r": self.game_return.copy(), "l": self.game_length.copy()}
+            info["_episode"] = game_over.copy()
+            self.game_return[game_over] = 0.0
+            self.game_length[game_over] = 0
+        lives = np.asarray(info["lives"]).astype(np.int64)
+        if self.episodic_life:
+            life_lost = (lives < self.lives) & ~game_over
+            if life_lost.any():
+                terminated = terminated | life_lost
+                final = info.get("final_obs")
+                if final is None:
+                    final = np.empty(self.num_envs, dtype=object)
+                for i in np.flatnonzero(life_lost):  # the game goes on: its next obs ends this life
+                    final[i] = obs[i]
+                info["final_obs"] = final
+                info["_final_obs"] = np.asarray(info.get("_final_obs", game_over)) | life_lost
+        self.lives = lives
+        if self.reward_clipping:
+            reward = np.sign(reward)
+        return obs, reward.astype(np.float32), terminated, truncated, info
+
+
+def _native(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> gym.vector.VectorEnv:
+    from ale_py.vector_env import AtariVectorEnv
+
+    return AtariVectorEnv(
+        rom,
+        num_envs,
+        num_threads=opt.num_threads,
+        max_num_frames_per_episode=max_frames,
+        repeat_action_probability=float(opt.repeat_action_probability or 0.0),
+        full_action_space=opt.full_action_space,
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        img_height=opt.screen_size,
+        img_width=opt.screen_size,
+        grayscale=opt.grayscale,
+        stack_num=opt.frame_stack,
+        frameskip=opt.frame_skip,
+        noop_max=int(opt.noop_max or 0),
+        episodic_life=False,  # ale-py's resets the whole game at a life loss; AtariTraining does it instead
+        reward_clipping=False,
+        use_fire_reset=opt.fire_reset,
+    )
+
+
+def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> gym.vector.VectorEnv:
+    import ale_py
+
+    gym.register_envs(ale_py)
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    def make() -> gym.Env:
+        env = gym.make(
+            f"ALE/{camel_name(rom)}-v5",
+            frameskip=1,
+            repeat_action_probability=float(opt.repeat_action_probability or 0.0),
+            full_action_space=opt.full_action_space,
+            max_num_frames_per_episode=max_frames,
+        )
+        env = AtariPreprocessing(
+            env,
+            noop_max=int(opt.noop_max or 0),
+            frame_skip=opt.frame_skip,
+            screen_size=opt.screen_size,
+            grayscale_obs=opt.grayscale,
+        )
+        return FrameStackObservation(env, opt.frame_stack)
+
+    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def make_vec(
+    env_cfg: Any, num_envs: int, render_mode: str | None = None, evaluation: bool = False
+) -> gym.vector.VectorEnv:
+    from ale_py import roms
+
+    opt = parse_options(dict(env_cfg.kwargs or {}))
+    rom = rom_name(str(env_cfg.id))
+    if rom not in roms.get_all_rom_ids():
+        raise D2RLError(
+            f"unknown Atari game '{env_cfg.id}'; ale-py ships: {', '.join(roms.get_all_rom_ids())}"
+        )
+    if render_mode is not None:
+        raise D2RLError("the atari suite does not render; video recording is not supported for it yet")
+    max_frames = opt.max_episode_frames
+    if env_cfg.max_episode_steps is not None:  # agent steps -> emulator frames
+        max_frames = int(env_cfg.max_episode_steps) * opt.frame_skip
+    build = _native if opt.backend == "native" else _gymnasium
+    envs = build(rom, num_envs, opt, max_frames)
+    return AtariTraining(
+        envs,
+        episodic_life=bool(opt.episodic_life) and not evaluation,
+        reward_clipping=opt.reward_clipping and not evaluation,
+    )
+
+
+SPEC = EnvSuiteSpec(
+    name="atari",
+    make_vec=make_vec,
+    requires=("ale_py",),
+    install_hint="pip install 'd2rl[atari]'",
+    description="Atari 2600 games via ale-py (native batched C++ vector env; gymnasium fallback)",
+)
