@@ -67,20 +67,44 @@ def _train_app(cfg: DictConfig) -> float:
     return float(result["eval/return_mean"])
 
 
+def yaml_options(group: str) -> set[str]:
+    """Names of the YAML configs of ``group`` in d2rl's conf/ and in every plugin's search path."""
+    from importlib.resources import files
+
+    from d2rl import registry
+
+    dirs: list[Any] = [Path(__file__).parent / "conf" / group]
+    for path in registry.config_search_paths():
+        scheme, _, where = path.partition("://")
+        try:
+            dirs.append(files(where) / group if scheme == "pkg" else Path(where) / group)
+        except (ImportError, TypeError):  # a plugin's missing package: Hydra reports it when composing
+            continue
+    return {
+        d.name[: -len(".yaml")]
+        for base in dirs
+        if base.is_dir()
+        for d in base.iterdir()
+        if d.name.endswith(".yaml")
+    }
+
+
 def _check_choices(argv: list[str]) -> None:
     """``algo=x``/``network=x``/``env=x`` naming nothing known: one line, before Hydra's multi-line report."""
     from d2rl import registry
 
-    conf = Path(__file__).parent / "conf"
     known = {
         "algo": set(registry.algorithms().entries) | set(registry.algorithms().broken),
         "network": set(registry.networks().entries) | set(registry.networks().broken),
         "env": set(),
     }
     for group in known:
-        known[group] |= {p.stem for p in (conf / group).glob("*.yaml")}
+        known[group] |= yaml_options(group)
+    broken = {"algo": registry.algorithms().broken, "network": registry.networks().broken}
     for arg in argv:
         key, sep, value = arg.partition("=")
+        if sep and value in broken.get(key, {}):  # a plugin that failed to load: say which and why
+            _fail(broken[key][value])
         if (
             sep
             and key in known
@@ -116,8 +140,10 @@ def list_main() -> None:
     print("env suites:")
     for name, e in sorted(registry.env_suites().entries.items()):
         print(f"  {name:<16} {e.provider:<20} {e.spec.description}")
-    conf = Path(__file__).parent / "conf" / "env"
-    print("env configs (env=<name>):", ", ".join(sorted(p.stem for p in conf.glob("*.yaml"))))
+    print("env configs (env=<name>):", ", ".join(sorted(yaml_options("env"))))
+    presets = yaml_options("algo")
+    if presets:
+        print("algo presets (algo=<name>):", ", ".join(sorted(presets)))
     broken = {**registry.algorithms().broken, **registry.networks().broken, **registry.env_suites().broken}
     if broken:
         print("broken plugins:")

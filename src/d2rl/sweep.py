@@ -1,0 +1,141 @@
+"""Sweep-level summary of a multirun (``d2rl -m ...``), written when the sweep ends.
+
+``SweepSummary`` is a Hydra callback (``hydra.callbacks.sweep_summary`` in conf/config.yaml).
+It reads what each job left in its folder (``.hydra/overrides.yaml``, ``summary.json``,
+``metrics.csv``), so it works the same for the basic launcher, the Ray launcher (on one
+machine or a shared filesystem) and the Optuna sweeper, and writes into the sweep folder:
+
+- ``sweep_summary.csv``: one row per job: job number, each swept key (one whose value differs
+  between jobs) in its own column, final eval return mean/std, env steps, wall time, status
+  (``failed``: the job left no summary.json), all its overrides, its folder;
+- ``sweep_curves.png``: the jobs' learning curves (smoothed train episode return against env steps).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ["return_mean", "return_std", "env_steps", "wall_time_s", "status"]
+
+
+def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One dict per job folder under ``sweep_dir`` (a folder holding ``.hydra/overrides.yaml``)."""
+    jobs = []
+    for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
+        job_dir = overrides_file.parent.parent
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+        rel = job_dir.relative_to(sweep_dir).as_posix()
+        job: dict[str, Any] = {"job": rel, "dir": str(job_dir), "overrides": " ".join(overrides)}
+        for o in overrides:
+            key, sep, value = o.partition("=")
+            if sep:
+                job[key.lstrip("+~")] = value
+        summary_file = job_dir / "summary.json"
+        if summary_file.exists():
+            s = json.loads(summary_file.read_text())
+            final = s.get("final_eval", {})
+            job.update(
+                return_mean=final.get("mean"),
+                return_std=final.get("std"),
+                env_steps=s.get("env_steps"),
+                wall_time_s=s.get("wall_time_s"),
+                status="ok",
+            )
+        else:
+            job.update(status="failed")  # no summary: the job crashed or was interrupted
+        jobs.append(job)
+    jobs.sort(key=lambda j: (len(j["job"]), j["job"]))  # 0, 1, ..., 10 (numeric subdirs)
+    return jobs
+
+
+def write_csv(jobs: list[dict[str, Any]], path: Path) -> Path:
+    keys = {k for j in jobs for k in j} - {"job", "dir", "overrides", *RESULT_COLUMNS}
+    varying = {k for k in keys if len({j.get(k) for j in jobs}) > 1}
+    swept = sorted(varying or keys)  # a column per swept key; fixed overrides stay in `overrides`
+    columns = ["job", *swept, *RESULT_COLUMNS, "overrides", "dir"]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        for j in jobs:
+            w.writerow({c: j.get(c, "") for c in columns})
+    return path
+
+
+def _curve(metrics_csv: Path, key: str = "train/episode_return") -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
+    if not metrics_csv.exists():
+        return xs, ys
+    with metrics_csv.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get(key):
+                xs.append(float(row["env_step"]))
+                ys.append(float(row[key]))
+    return xs, ys
+
+
+def plot_curves(jobs: list[dict[str, Any]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    for j in jobs:
+        xs, ys = _curve(Path(j["dir"]) / "metrics.csv")
+        label = f"{j['job']}: {j['overrides'] or '(defaults)'}"
+        if len(ys) >= 2:
+            k = max(1, min(10, len(ys) // 5))
+            smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
+            ax.plot(xs[k - 1 :], smooth, label=label)
+        elif ys:
+            ax.plot(xs, ys, "o", label=label)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("train episode return (smoothed)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Write ``sweep_summary.csv`` and ``sweep_curves.png`` into ``sweep_dir``; returns the rows."""
+    jobs = collect_jobs(sweep_dir)
+    if not jobs:
+        log.warning("no job folders found under %s; no sweep summary written", sweep_dir)
+        return jobs
+    write_csv(jobs, sweep_dir / "sweep_summary.csv")
+    plot_curves(jobs, sweep_dir / "sweep_curves.png", f"sweep {sweep_dir}")
+    done = [j for j in jobs if j["status"] == "ok"]
+    if done:
+        best = max(done, key=lambda j: j["return_mean"])
+        log.info(
+            "sweep of %d jobs (%d ok); best final return %.2f: %s",
+            len(jobs),
+            len(done),
+            best["return_mean"],
+            best["overrides"],
+        )
+    log.info("sweep summary: %s", sweep_dir / "sweep_summary.csv")
+    return jobs
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarise the sweep folder once every job of a multirun has finished."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        summarize_sweep(Path(str(config.hydra.sweep.dir)))
