@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,43 @@ def test_optuna_sweep_two_trials(tmp_path: Path) -> None:
         assert 1e-4 <= lr <= 3e-3
         cfg = yaml.safe_load((sweep / row["job"] / "config.yaml").read_text())
         assert cfg["algo"]["lr"] == pytest.approx(lr) and cfg["trainer"]["total_env_steps"] == 512
+
+
+HAS_RAY = importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    """One local Ray instance for this module (ray.init takes ~10 s here), sized for 2 cores."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=78_643_200, logging_level="warning")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="pip install 'd2rl[sweep]'")
+def test_ray_launcher_two_jobs_on_existing_cluster(tmp_path: Path, ray_address: str) -> None:
+    sweep = tmp_path / "ray"
+    r = d2rl(
+        "-m", "hydra/launcher=ray_cluster", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path, env={"RAY_ADDRESS": ray_address},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"Connecting to existing Ray cluster at address: {ray_address}" in r.stderr
+    rows = check_sweep(sweep, 2)
+    assert [row["seed"] for row in rows] == ["0", "1"]
+    # the jobs ran as Ray tasks: their log lines come back prefixed by Ray with the worker's task
+    out = r.stdout + r.stderr
+    assert out.count("(_run_job pid=") >= 2 and "Ray Launcher is launching 2 jobs" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_RAY, reason="pip install 'd2rl[sweep]'")
+def test_ray_launcher_local_instance(tmp_path: Path) -> None:
+    sweep = tmp_path / "ray_local"
+    r = d2rl("-m", "hydra/launcher=ray_local", "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Started a local Ray instance" in r.stderr
+    check_sweep(sweep, 2)
