@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,6 +48,12 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
             f"'{cfg.env.id}' has a {kind} action space ({envs.single_action_space}); pick another algo or env"
         )
     network = get_network(cfg.network.name)
+    obs_space = envs.single_observation_space
+    if cfg.network.name == "mlp" and obs_space.dtype == np.uint8 and len(obs_space.shape) == 3:
+        raise D2RLError(
+            f"env '{cfg.env.id}' gives images {tuple(obs_space.shape)} (uint8); pick a pixel network: "
+            "network=nature_cnn, network=impala_resnet or network=resnet"
+        )
     # off-policy agents (class attribute `uses_replay = True`) also get the `replay` config group
     extra = {"replay_cfg": cfg.replay} if getattr(spec.agent_class, "uses_replay", False) else {}
     agent_class: Any = spec.agent_class

@@ -60,3 +60,11 @@ def test_dqn_smoke_on_atari(make_cfg) -> None:  # type: ignore[no-untyped-def]
         )
     )
     assert out["env_steps"] >= 512
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ale_py") is None, reason="ale_py not installed")
+def test_mlp_on_pixels_is_a_user_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    from d2rl.errors import D2RLError
+
+    with pytest.raises(D2RLError, match="network=nature_cnn"):
+        train(make_cfg("env=atari_pong", "network=mlp", "~tuned", "env.num_envs=1"))
