@@ -11,8 +11,9 @@ Each row carries a ``stamp`` (a per-env running row counter), which tells whethe
 row still belongs to the same stretch of writing; n-step look-ahead and frame-stack look-back stop
 or reject where the ring has overwritten a neighbour.
 
-Pixel observations stacked by gymnasium's ``FrameStackObservation`` (stack on axis 0, padding by
-repeating the reset frame, its default) are stored once per frame: ``frame_stack=k`` keeps only
+Pixel observations stacked on axis 0 (gymnasium's ``FrameStackObservation``, which pads an
+episode's first stacks with the reset frame, or native vector envs that pad with zeros; the
+padding is checked at every episode start) are stored once per frame: ``frame_stack=k`` keeps only
 the newest frame of each row and rebuilds the ``k`` stack from the ``k-1`` previous rows of the
 same episode when sampling.
 """
@@ -73,10 +74,31 @@ class ReplayBuffer:
         self.filled = np.zeros(N, dtype=np.int64)  # rows ever written, capped at R
         self.rng = np.random.default_rng(seed)
         self._envs = np.arange(N)
+        self.size = 0  # stored transitions (valid rows)
+        self.zero_padding: bool | None = None  # frame stacks padded with zeros (None: not seen yet)
 
     # -- writing ------------------------------------------------------------------------------
     def _frame(self, obs: np.ndarray) -> np.ndarray:
         return obs[:, -1] if self.frame_stack > 1 else obs
+
+    def _check_padding(self, obs: np.ndarray) -> None:
+        """A stack at an episode start must be padded by the reset frame (gymnasium's default)
+        or by zeros (as some native vector envs do); anything else cannot be rebuilt from frames."""
+        starts = obs[self.episode_step == 0]
+        if starts.shape[0] == 0:
+            return
+        older, newest = starts[:, :-1], starts[:, -1:]
+        if self.zero_padding is not True and np.array_equal(older, np.broadcast_to(newest, older.shape)):
+            if not (newest == 0).all():
+                self.zero_padding = False
+            return
+        if self.zero_padding is not False and not older.any():
+            self.zero_padding = True
+            return
+        raise ValueError(
+            "frame-stacked observations at an episode start are padded neither by the reset frame nor "
+            "by zeros; store whole stacks with replay.dedup_frames=false"
+        )
 
     def add(
         self,
@@ -89,9 +111,12 @@ class ReplayBuffer:
     ) -> np.ndarray:
         """One vector step of all ``N`` envs. ``next_obs`` must be the real next observation
         (``info["final_obs"]`` where the episode ended). Returns the flat ids of the new transitions."""
-        envs, R = self._envs, self.rows
+        envs, R, N = self._envs, self.rows, self.num_envs
         r = self.head
         r1 = (r + 1) % R
+        self.size += N - int(self.valid[r, envs].sum()) - int(self.valid[r1, envs].sum())
+        if self.frame_stack > 1:
+            self._check_padding(obs)
         self.obs[r, envs] = self._frame(obs)
         self.action[r, envs] = action
         self.reward[r, envs] = reward
@@ -128,7 +153,7 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         """Number of stored transitions."""
-        return int(self.valid.sum())
+        return self.size
 
     @property
     def nbytes(self) -> int:
@@ -148,7 +173,10 @@ class ReplayBuffer:
             b = np.minimum(back, since)  # the reset frame repeats before the episode start
             prev = (rows - b) % R
             ok &= self.stamp[prev, envs] == stamp - b
-            frames.append(self.obs[prev, envs])
+            frame = self.obs[prev, envs]
+            if self.zero_padding and back > 0:
+                frame[since < back] = 0
+            frames.append(frame)
         return np.stack(frames, axis=1), ok
 
     def _usable(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
@@ -251,7 +279,9 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors only (loadable with ``torch.load(weights_only=True)``)."""
-        return {name: torch.from_numpy(getattr(self, name).copy()) for name in self._ARRAYS}
+        state = {name: torch.from_numpy(getattr(self, name).copy()) for name in self._ARRAYS}
+        state["zero_padding"] = torch.tensor(-1 if self.zero_padding is None else int(self.zero_padding))
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self._ARRAYS:
@@ -260,3 +290,6 @@ class ReplayBuffer:
             if value.shape != current.shape:
                 raise ValueError(f"replay '{name}' has shape {value.shape}, this buffer {current.shape}")
             current[...] = value
+        self.size = int(self.valid.sum())
+        padding = int(state.get("zero_padding", -1))
+        self.zero_padding = None if padding < 0 else bool(padding)

@@ -104,6 +104,7 @@ def test_multiple_envs_are_independent_and_sampling_is_uniform() -> None:
         obs = np.full((3, 2), step, np.float32) + np.arange(3)[:, None] * 1000
         term = rng.random(3) < 0.1
         buf.add(obs, np.arange(3), np.ones(3, np.float32), obs + 1, term, np.zeros(3, bool))
+    assert len(buf) == int(buf.valid.sum()) == 300
     batch = buf.sample(20_000)
     env = (batch["obs"][:, 0] // 1000).long()
     # obs of env e always come from env e, and next obs is 1 or 2 steps later in the same env
@@ -127,8 +128,9 @@ def test_ring_overwrites_oldest_and_keeps_n_step_consistent() -> None:
     torch.testing.assert_close(batch["discount"], 0.5 ** steps.float())
 
 
-def test_frame_stack_is_rebuilt_from_single_frames() -> None:
-    """Against gymnasium's own FrameStackObservation (reset-frame padding) on a counting env."""
+@pytest.mark.parametrize("padding", ["reset", "zero"])
+def test_frame_stack_is_rebuilt_from_single_frames(padding: str) -> None:
+    """Against gymnasium's own FrameStackObservation (both paddings) on a counting env."""
 
     class Counter(gym.Env):
         observation_space = gym.spaces.Box(0, 255, (2, 2), np.uint8)
@@ -143,7 +145,7 @@ def test_frame_stack_is_rebuilt_from_single_frames() -> None:
             self.t += 1
             return np.full((2, 2), self.t, np.uint8), 1.0, bool(self.np_random.random() < 0.2), False, {}
 
-    env = gym.wrappers.FrameStackObservation(Counter(), 4)
+    env = gym.wrappers.FrameStackObservation(Counter(), 4, padding_type=padding)
     buf = ReplayBuffer(64, 1, (4, 2, 2), np.uint8, n_step=1, frame_stack=4, seed=0)
     truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     obs, _ = env.reset(seed=0)
@@ -210,3 +212,10 @@ def test_cut_episodes_truncates_running_episodes() -> None:
     assert t[1] == pytest.approx({"obs": 1, "reward": 1, "next_obs": 2, "terminated": 0, "discount": 0.5})
     assert len(buf) == 4
     assert t[2] == pytest.approx({"obs": 50, "reward": 6, "next_obs": 52, "terminated": 0, "discount": 0.25})
+
+
+def test_unknown_frame_padding_is_refused() -> None:
+    buf = ReplayBuffer(64, 1, (2, 1, 1), np.uint8, frame_stack=2)
+    obs = np.array([[[[3]], [[5]]]], np.uint8)  # older frame is neither 0 nor the newest frame
+    with pytest.raises(ValueError, match="dedup_frames=false"):
+        buf.add(obs, np.zeros(1), np.zeros(1, np.float32), obs, np.zeros(1, bool), np.zeros(1, bool))
