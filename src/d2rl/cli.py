@@ -48,6 +48,14 @@ def _resume_argv(argv: list[str]) -> list[str]:
     return [*argv, f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
 
 
+def _output_dir_argv(argv: list[str]) -> list[str]:
+    """``output_dir=<dir>`` (single run): Hydra's own files (.hydra/, log) go to the same folder."""
+    if any(a in ("-m", "--multirun") for a in argv) or any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("output_dir=")]
+    return [*argv, f"hydra.run.dir={dirs[-1]}"] if dirs and dirs[-1] not in ("", "null") else argv
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _train_app(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
@@ -121,7 +129,7 @@ def main() -> None:
     """``d2rl [overrides]``: train (``-m`` for sweeps)."""
     _setup()
     _check_choices(sys.argv[1:])
-    sys.argv = [sys.argv[0], *_resume_argv(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *_output_dir_argv(_resume_argv(sys.argv[1:]))]
     _train_app()
 
 
