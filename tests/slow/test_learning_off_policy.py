@@ -1,0 +1,27 @@
+"""Learning tests for the off-policy actor-critics (Tianshou style: train, assert a return threshold).
+
+Budgets and thresholds (10 deterministic evaluation episodes; conf/tuned/<algo>_<env>.yaml):
+- SAC, TD3 and DDPG on Pendulum-v1: mean return >= -200 within 20k env steps.
+- SAC-discrete on CartPole-v1: mean return >= 150 within 30k env steps (conf/tuned/sac_discrete_cartpole.yaml).
+"""
+
+import pytest
+
+from d2rl.train import train
+
+PENDULUM = ["env=pendulum", "trainer.final_eval_episodes=10", "trainer.eval_period_env_steps=0", "seed=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sac", "td3", "ddpg"])
+def test_pendulum_within_20k_steps(make_cfg, algo: str) -> None:  # type: ignore[no-untyped-def]
+    out = train(make_cfg(f"algo={algo}", *PENDULUM))
+    assert out["env_steps"] <= 20_000 + 64
+    assert out["eval/return_mean"] >= -200.0
+
+
+@pytest.mark.slow
+def test_sac_discrete_learns_cartpole(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    out = train(make_cfg("algo=sac_discrete", "env=cartpole", "trainer.final_eval_episodes=10", "seed=1"))
+    assert out["env_steps"] <= 30_000 + 256
+    assert out["eval/return_mean"] >= 150.0
