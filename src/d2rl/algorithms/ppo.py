@@ -52,6 +52,7 @@ class PPOConfig:
     adam_eps: float = 1e-5
     normalize_obs: bool = False
     normalize_reward: bool = False
+    shared_encoder: bool = False  # one encoder for actor and critic (baselines' Atari CNN): half the cost
 
 
 def ppo_loss(
@@ -136,7 +137,8 @@ class PPOAgent(Agent):
                 f"{cfg.num_steps * num_envs}"
             )
         shape = obs_shape(observation_space)
-        actor, critic = network.build(network_cfg, shape), network.build(network_cfg, shape)
+        actor = network.build(network_cfg, shape)
+        critic = None if cfg.shared_encoder else network.build(network_cfg, shape)
         if isinstance(action_space, gym.spaces.Discrete):
             head: nn.Module = CategoricalHead(actor.out_dim, int(action_space.n))
         elif isinstance(action_space, gym.spaces.Box):

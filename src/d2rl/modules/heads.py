@@ -77,36 +77,46 @@ class GaussianHead(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Separate actor and critic encoders, a policy head and a scalar value head."""
+    """Actor and critic encoders (``critic_encoder=None``: one encoder shared by both, computed
+    once per call, as in the PPO baselines' Atari network), a policy head and a scalar value head."""
 
-    def __init__(self, actor_encoder: nn.Module, critic_encoder: nn.Module, policy_head: nn.Module) -> None:
+    def __init__(
+        self, actor_encoder: nn.Module, critic_encoder: nn.Module | None, policy_head: nn.Module
+    ) -> None:
         super().__init__()
         self.actor_encoder = actor_encoder
         self.critic_encoder = critic_encoder
         self.policy_head = policy_head
-        out_dim: Any = critic_encoder.out_dim
+        out_dim: Any = (actor_encoder if critic_encoder is None else critic_encoder).out_dim
         self.value_head = orthogonal_init(nn.Linear(int(out_dim), 1), gain=1.0)
+
+    def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actor = self.actor_encoder(obs)
+        return actor, actor if self.critic_encoder is None else self.critic_encoder(obs)
 
     def dist_params(self, obs: torch.Tensor):  # type: ignore[no-untyped-def]
         return self.policy_head(self.actor_encoder(obs))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, *obs]`` -> ``[B]``."""
-        return self.value_head(self.critic_encoder(obs)).squeeze(-1)
+        encoder = self.actor_encoder if self.critic_encoder is None else self.critic_encoder
+        return self.value_head(encoder(obs)).squeeze(-1)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns action ``[B, ...]``, its log-prob ``[B]`` and the value ``[B]``."""
-        params = self.dist_params(obs)
+        actor, critic = self._features(obs)
+        params = self.policy_head(actor)
         head: Any = self.policy_head
         action = head.mode(params) if deterministic else head.sample(params)
-        return action, head.log_prob(params, action), self.value(obs)
+        return action, head.log_prob(params, action), self.value_head(critic).squeeze(-1)
 
     def evaluate(
         self, obs: torch.Tensor, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-prob ``[B]``, entropy ``[B]`` and value ``[B]`` of given actions under the current policy."""
-        params = self.dist_params(obs)
+        actor, critic = self._features(obs)
+        params = self.policy_head(actor)
         head: Any = self.policy_head
-        return head.log_prob(params, action), head.entropy(params), self.value(obs)
+        return head.log_prob(params, action), head.entropy(params), self.value_head(critic).squeeze(-1)
