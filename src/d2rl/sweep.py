@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
+MAX_LEGEND = 24  # jobs named in the plot's legend (the CSV has them all)
 RESULT_COLUMNS = ["return_mean", "return_std", "env_steps", "wall_time_s", "status"]
 
 
@@ -57,10 +58,22 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def write_csv(jobs: list[dict[str, Any]], path: Path) -> Path:
+def swept_keys(jobs: list[dict[str, Any]]) -> list[str]:
+    """Override keys whose value differs between jobs (all keys when none differ)."""
     keys = {k for j in jobs for k in j} - {"job", "dir", "overrides", *RESULT_COLUMNS}
     varying = {k for k in keys if len({j.get(k) for j in jobs}) > 1}
-    swept = sorted(varying or keys)  # a column per swept key; fixed overrides stay in `overrides`
+    return sorted(varying or keys)
+
+
+def _short(value: Any) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def write_csv(jobs: list[dict[str, Any]], path: Path) -> Path:
+    swept = swept_keys(jobs)  # a column each; fixed overrides stay in `overrides`
     columns = ["job", *swept, *RESULT_COLUMNS, "overrides", "dir"]
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, columns)
@@ -90,10 +103,14 @@ def plot_curves(jobs: list[dict[str, Any]], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    keys = swept_keys(jobs)
+    shown = jobs[:MAX_LEGEND]
+    fig, ax = plt.subplots(figsize=(8, 4.5 + 0.16 * len(shown)), dpi=110)
     for j in jobs:
         xs, ys = _curve(Path(j["dir"]) / "metrics.csv")
-        label = f"{j['job']}: {j['overrides'] or '(defaults)'}"
+        swept = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(j[k])}" for k in keys if k in j)
+        final = f" -> {j['return_mean']:.1f}" if j.get("return_mean") is not None else ""
+        label = f"{j['job']}: {swept or '(defaults)'}{final}" if j in shown else None
         if len(ys) >= 2:
             k = max(1, min(10, len(ys) // 5))
             smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
@@ -105,7 +122,7 @@ def plot_curves(jobs: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.14), fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

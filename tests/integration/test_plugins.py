@@ -101,6 +101,7 @@ def test_plugin_own_tests_pass(plugin_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_plugin_learns_cartpole(plugin_path: Path) -> None:
     _plugin_tests(plugin_path, "slow")  # REINFORCE reaches >= 400 on CartPole-v1 in 150k steps
 
