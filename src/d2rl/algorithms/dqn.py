@@ -92,6 +92,8 @@ class DQNConfig:
 class QNetwork(nn.Module):
     """Encoder + Q head; ``q_values(obs) [B, A]`` whatever the head (mean of the distribution)."""
 
+    support: torch.Tensor
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -144,6 +146,9 @@ class QNetwork(nn.Module):
 
 class DQNAgent(Agent):
     uses_replay = True
+    gradient_steps_done: torch.Tensor
+    updates_owed: torch.Tensor
+    last_target_sync: torch.Tensor
 
     def __init__(
         self,
@@ -398,8 +403,7 @@ class DQNAgent(Agent):
         with self.timer(self, "collect"):
             steps = self.collector.collect(buffer, self.vector_steps, self._explore)
         self.env_steps += steps
-        for k, v in self.collector.timings.items():
-            self.timings[k] = v
+        self.timings.update(self.collector.timings)
         out: dict[str, float] = {"train/epsilon": 0.0 if cfg.noisy else self.epsilon(self.env_steps)}
         if self.env_steps < cfg.learning_starts_env_steps:
             self.iteration += 1
@@ -412,11 +416,11 @@ class DQNAgent(Agent):
         # raw torch optimizers: Lightning's wrappers cost ~0.1 ms per call in this hot loop
         opts = [o.optimizer for o in (optimizers if isinstance(optimizers, list) else [optimizers])]
         params = [p for p in self.q.parameters() if p.requires_grad]
-        prioritized = isinstance(buffer, PrioritizedReplayBuffer)
-        if prioritized:
+        per = buffer if isinstance(buffer, PrioritizedReplayBuffer) else None
+        if per is not None:
             b0, b1 = self.beta_schedule
-            buffer.beta = b0 + min(1.0, self.env_steps / max(1, self.total_env_steps)) * (b1 - b0)
-        sums: dict[str, torch.Tensor] = {}
+            per.beta = b0 + min(1.0, self.env_steps / max(1, self.total_env_steps)) * (b1 - b0)
+        sums: dict[str, Any] = {}
         for _ in range(n):
             with self.timer(self, "sample"):
                 data = buffer.sample(cfg.batch_size)
@@ -435,9 +439,9 @@ class DQNAgent(Agent):
                     opts[1].zero_grad()
                     self._fraction_loss.backward()
                     opts[1].step()
-            if prioritized:
+            if per is not None:
                 with self.timer(self, "sample"):
-                    buffer.update_priorities(data["indices"], priority)  # type: ignore[union-attr]
+                    per.update_priorities(data["indices"], priority)
             metrics["loss/q"] = loss.detach()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v

@@ -19,6 +19,9 @@ class NoisyLinear(nn.Module):
     In eval mode the noise is off (the mean network acts).
     """
 
+    eps_in: torch.Tensor
+    eps_out: torch.Tensor
+
     def __init__(self, in_dim: int, out_dim: int, sigma0: float = 0.5) -> None:
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
@@ -99,6 +102,8 @@ class QHead(nn.Module):
 
 class CosineEmbedding(nn.Module):
     """Quantile fractions ``tau [B, T]`` -> ``ReLU(W cos(pi i tau) + b)`` ``[B, T, F]`` (IQN eq. 4)."""
+
+    freqs: torch.Tensor
 
     def __init__(self, out_dim: int, num_cosines: int = 64) -> None:
         super().__init__()
