@@ -71,6 +71,13 @@ def _train_app(cfg: DictConfig) -> float:
 
         result = train(cfg)
     except D2RLError as e:
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # one bad job of a sweep: the sweeper records it as failed (Optuna: a failed trial,
+            # tolerated up to hydra.sweeper.max_failure_rate) and the sweep summary marks it
+            print(f"d2rl: error: {e}", file=sys.stderr)
+            raise
         _fail(str(e))
     return float(result["eval/return_mean"])
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,16 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 MAX_LEGEND = 24  # jobs named in the plot's legend (the CSV has them all)
-RESULT_COLUMNS = ["return_mean", "return_std", "env_steps", "wall_time_s", "status"]
+RESULT_COLUMNS = ["return_mean", "return_std", "env_steps", "wall_time_s", "status", "error"]
+FAILED_FILE = "failed.txt"  # written into a job's folder when the job raised
 
 
-def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One dict per job folder under ``sweep_dir`` (a folder holding ``.hydra/overrides.yaml``)."""
+def collect_jobs(sweep_dir: Path, final: bool = True) -> list[dict[str, Any]]:
+    """One dict per job folder under ``sweep_dir`` (a folder holding ``.hydra/overrides.yaml``).
+
+    Status: ``ok`` (it wrote summary.json), ``failed`` (it wrote ``failed.txt``, or the sweep is
+    over and it left no summary), ``pending`` (still running, in a summary written mid-sweep).
+    """
     jobs = []
     for overrides_file in sweep_dir.glob("**/.hydra/overrides.yaml"):
         job_dir = overrides_file.parent.parent
@@ -43,16 +49,18 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
         summary_file = job_dir / "summary.json"
         if summary_file.exists():
             s = json.loads(summary_file.read_text())
-            final = s.get("final_eval", {})
+            final_eval = s.get("final_eval", {})
             job.update(
-                return_mean=final.get("mean"),
-                return_std=final.get("std"),
+                return_mean=final_eval.get("mean"),
+                return_std=final_eval.get("std"),
                 env_steps=s.get("env_steps"),
                 wall_time_s=s.get("wall_time_s"),
                 status="ok",
             )
+        elif (job_dir / FAILED_FILE).exists():
+            job.update(status="failed", error=(job_dir / FAILED_FILE).read_text().strip()[:300])
         else:
-            job.update(status="failed")  # no summary: the job crashed or was interrupted
+            job.update(status="failed" if final else "pending")
         jobs.append(job)
     jobs.sort(key=lambda j: (len(j["job"]), j["job"]))  # 0, 1, ..., 10 (numeric subdirs)
     return jobs
@@ -75,11 +83,13 @@ def _short(value: Any) -> str:
 def write_csv(jobs: list[dict[str, Any]], path: Path) -> Path:
     swept = swept_keys(jobs)  # a column each; fixed overrides stay in `overrides`
     columns = ["job", *swept, *RESULT_COLUMNS, "overrides", "dir"]
-    with path.open("w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # parallel jobs may write at once
+    with tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, columns)
         w.writeheader()
         for j in jobs:
             w.writerow({c: j.get(c, "") for c in columns})
+    tmp.replace(path)
     return path
 
 
@@ -124,20 +134,30 @@ def plot_curves(jobs: list[dict[str, Any]], path: Path, title: str) -> Path:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(0, -0.14), fontsize=7, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
     plt.close(fig)
+    tmp.replace(path)
     return path
 
 
-def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
+def summarize_sweep(sweep_dir: Path, quiet: bool = False) -> list[dict[str, Any]]:
     """Write ``sweep_summary.csv`` and ``sweep_curves.png`` into ``sweep_dir``; returns the rows."""
-    jobs = collect_jobs(sweep_dir)
+    jobs = collect_jobs(sweep_dir, final=not quiet)
+    if quiet and jobs:
+        write_csv(jobs, sweep_dir / "sweep_summary.csv")
+        plot_curves(jobs, sweep_dir / "sweep_curves.png", f"sweep {sweep_dir}")
+        return jobs
     if not jobs:
         log.warning("no job folders found under %s; no sweep summary written", sweep_dir)
         return jobs
     write_csv(jobs, sweep_dir / "sweep_summary.csv")
     plot_curves(jobs, sweep_dir / "sweep_curves.png", f"sweep {sweep_dir}")
     done = [j for j in jobs if j["status"] == "ok"]
+    if len(done) < len(jobs):
+        log.warning(
+            "%d of %d jobs failed; see the status and error columns", len(jobs) - len(done), len(jobs)
+        )
     if done:
         best = max(done, key=lambda j: j["return_mean"])
         log.info(
@@ -152,7 +172,20 @@ def summarize_sweep(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep folder once every job of a multirun has finished."""
+    """Hydra callback: summarise the sweep folder after each job (so a sweep that stops early, or
+    one still running, has a current summary) and once more when the multirun ends."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # the exception (return_value would re-raise it)
+            job_dir = Path(str(config.hydra.runtime.output_dir))
+            (job_dir / FAILED_FILE).write_text(f"{type(error).__name__}: {error}\n")
+        summarize_sweep(Path(str(config.hydra.sweep.dir)), quiet=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         summarize_sweep(Path(str(config.hydra.sweep.dir)))

@@ -33,3 +33,35 @@ def test_summary_csv_and_plot(tmp_path: Path) -> None:
 def test_empty_sweep_writes_nothing(tmp_path: Path) -> None:
     assert summarize_sweep(tmp_path) == []
     assert not (tmp_path / "sweep_summary.csv").exists()
+
+
+def test_job_end_marks_failures_and_keeps_the_summary_current(tmp_path: Path) -> None:
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from d2rl.sweep import SweepSummary
+
+    _job(tmp_path, "0", ["algo.lr=1"], 3.0)
+    _job(tmp_path, "1", ["algo.lr=2"], None)  # fails below
+    _job(tmp_path, "2", ["algo.lr=3"], None)  # still running
+
+    def cfg(job: str) -> object:
+        hydra = {
+            "mode": RunMode.MULTIRUN,
+            "sweep": {"dir": str(tmp_path)},
+            "runtime": {"output_dir": str(tmp_path / job)},
+        }
+        return OmegaConf.create({"hydra": hydra})
+
+    failed = JobReturn(
+        status=JobStatus.FAILED, _return_value=ValueError("algo.num_minibatches=3 must divide 256")
+    )
+    SweepSummary().on_job_end(cfg("1"), failed)
+    with (tmp_path / "sweep_summary.csv").open(newline="") as f:
+        table = {r["job"]: r for r in csv.DictReader(f)}
+    assert table["0"]["status"] == "ok" and table["2"]["status"] == "pending"
+    assert table["1"]["status"] == "failed" and "must divide" in table["1"]["error"]
+    SweepSummary().on_multirun_end(cfg("2"))  # the sweep is over: a job without a summary failed
+    with (tmp_path / "sweep_summary.csv").open(newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["ok", "failed", "failed"]
