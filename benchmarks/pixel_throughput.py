@@ -41,7 +41,11 @@ def _rate(fn: Any, batch: int, min_s: float = 1.5) -> float:
 
 
 def measure(
-    run: Any, opt: torch.optim.Optimizer, shape: tuple[int, ...], fwd_batches: list[int], train_batch: int
+    run: Any,
+    opt: torch.optim.Optimizer,
+    shape: tuple[int, ...],
+    fwd_batches: list[int],
+    train_batches: list[int],
 ) -> dict[str, int]:
     """Samples/s of a no-grad forward at each acting batch and of forward+backward+Adam at ``train_batch``."""
     out = {}
@@ -53,19 +57,20 @@ def measure(
                 run(x)
 
         out[f"fwd@{b}"] = round(_rate(fwd, b))
-    xb = torch.randint(0, 256, (train_batch, *shape), dtype=torch.uint8)
+    for b in train_batches:
+        xb = torch.randint(0, 256, (b, *shape), dtype=torch.uint8)
 
-    def fwdbwd() -> None:
-        opt.zero_grad()
-        run(xb).square().mean().backward()
-        opt.step()
+        def fwdbwd(xb: torch.Tensor = xb) -> None:
+            opt.zero_grad()
+            run(xb).square().mean().backward()
+            opt.step()
 
-    out[f"fwdbwd@{train_batch}"] = round(_rate(fwdbwd, train_batch))
+        out[f"fwdbwd@{b}"] = round(_rate(fwdbwd, b))
     return out
 
 
 def bench_networks(
-    threads: list[int], compile_: bool, fwd_batches: list[int], train_batch: int
+    threads: list[int], compile_: bool, fwd_batches: list[int], train_batches: list[int]
 ) -> list[dict]:
     from d2rl.modules import cnn
 
@@ -92,7 +97,7 @@ def bench_networks(
                 run = torch.compile(model) if comp else model
                 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
                 row: dict[str, Any] = {"threads": t, "net": name, "variant": label}
-                row.update(measure(run, opt, shape, fwd_batches, train_batch))
+                row.update(measure(run, opt, shape, fwd_batches, train_batches))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
@@ -164,10 +169,52 @@ def bench_ppo(env: str, network: str, num_envs: int, total: int, overrides: list
     return {"steps_per_s": s["env_steps_per_s"], "timings_s": s["timings_s"], "env_steps": s["env_steps"]}
 
 
+def summarize(results: dict[str, Any], cases: list[tuple], threads: int) -> list[dict[str, Any]]:
+    """Training steps/s as a fraction of the raw env rate and of the network-bound rate.
+
+    Network-bound rate per env step: k forwards at the acting batch (num_envs) and
+    k * update_epochs forward+backward passes at the minibatch, k = 1 with a shared encoder, else 2.
+    """
+    default_variant = {"nature_cnn": "channels_first", "impala_resnet": "channels_last"}
+    rows = []
+    for (env, n, net, ov), r in zip(cases, results["ppo"], strict=True):
+        opt = {o.split("=")[0].split(".")[-1]: o.split("=")[1] for o in ov}
+        steps, mbs, epochs = int(opt["num_steps"]), int(opt["num_minibatches"]), int(opt["update_epochs"])
+        k = 1 if opt.get("shared_encoder") == "true" else 2
+        mb = steps * n // mbs
+        nrow = next(
+            x
+            for x in results["networks"]
+            if x["net"] == net and x["threads"] == threads and x["variant"] == default_variant[net]
+        )
+        fwd = nrow[f"fwd@{n}"] if f"fwd@{n}" in nrow else nrow["fwd@64"]
+        fwdbwd = nrow.get(f"fwdbwd@{mb}", nrow["fwdbwd@256"])
+        net_bound = 1.0 / (k / fwd + k * epochs / fwdbwd)
+        raw = next(
+            e
+            for e in results["envs"]
+            if e["env"] == env and e["num_envs"] == n and e["backend"] != "gymnasium"
+        )
+        t = r["timings_s"]
+        rows.append(
+            {
+                "case": f"{env} x{n} {net}{' shared' if k == 1 else ''}",
+                "train_steps_per_s": r["steps_per_s"],
+                "raw_env_steps_per_s": raw["steps_per_s"],
+                "frac_of_env": round(r["steps_per_s"] / raw["steps_per_s"], 4),
+                "net_bound_steps_per_s": round(net_bound, 1),
+                "frac_of_net": round(r["steps_per_s"] / net_bound, 2),
+                "update_share": round(t["update"] / (t["update"] + t["collect"]), 2),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--parts", nargs="+", default=["networks", "envs", "ppo"])
-    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--threads", nargs="+", type=int, default=[1])
     p.add_argument("--compile", action="store_true", help="also try torch.compile (slow to warm up)")
     p.add_argument("--ppo-iterations", type=int, default=3)
     p.add_argument("--ppo-threads", type=int, default=1)
@@ -175,71 +222,47 @@ def main() -> None:
     args = p.parse_args()
     results: dict[str, Any] = {"cpu_threads": torch.get_num_threads()}
     if "networks" in args.parts:
-        results["networks"] = bench_networks(args.threads, args.compile, [8, 16, 64], 256)
+        results["networks"] = bench_networks(args.threads, args.compile, [8, 16, 64], [128, 256])
     # PPO settings: CleanRL ppo_atari (128 steps, 4 minibatches -> 256 at 8 envs, 4 epochs);
-    # procgen: Cobbe et al. 2020 use 64 envs x 256 steps, 8 minibatches, 3 epochs; here 32 steps
-    # (minibatches of 256) so that an iteration of the IMPALA network finishes in a minute on CPU
-    cases = [
-        (
-            "atari_pong",
-            8,
-            {},
-            "nature_cnn",
-            ["algo.num_steps=128", "algo.num_minibatches=4", "algo.update_epochs=4"],
-        ),
-        (
-            "atari_pong",
-            16,
-            {},
-            "nature_cnn",
-            ["algo.num_steps=128", "algo.num_minibatches=8", "algo.update_epochs=4"],
-        ),
-        (
-            "procgen_coinrun",
-            64,
-            {},
-            "impala_resnet",
-            [
-                "algo.num_steps=32",
-                "algo.num_minibatches=8",
-                "algo.update_epochs=3",
-                "algo.lr=5e-4",
-                "algo.gamma=0.999",
-            ],
-        ),
+    # procgen: Cobbe et al. 2020 use 64 envs x 256 steps, 8 minibatches, 3 epochs; here 16 steps
+    # (minibatches of 128) so that an iteration of the IMPALA network finishes in a minute on CPU
+    atari = ["algo.num_steps=128", "algo.update_epochs=4"]
+    procgen = ["algo.num_steps=16", "algo.num_minibatches=8", "algo.update_epochs=3", "algo.gamma=0.999"]
+    shared = ["algo.shared_encoder=true"]
+    ppo_cases = [
+        ("atari_pong", 8, "nature_cnn", [*atari, "algo.num_minibatches=4"]),
+        ("atari_pong", 8, "nature_cnn", [*atari, "algo.num_minibatches=4", *shared]),
+        ("atari_pong", 16, "nature_cnn", [*atari, "algo.num_minibatches=8", *shared]),
+        ("procgen_coinrun", 64, "impala_resnet", [*procgen, *shared]),
     ]
     if "envs" in args.parts:
         torch.set_num_threads(1)
         envs = []
-        for env, n, kw, _, _ in cases:
-            envs.append(
-                {
-                    "env": env,
-                    "num_envs": n,
-                    "backend": "native" if env.startswith("atari") else "gym3",
-                    "steps_per_s": round(bench_env(env, n, 400 if n < 64 else 200, kw)),
-                }
-            )
+        for env, n, backend in [
+            ("atari_pong", 8, "native"),
+            ("atari_pong", 16, "native"),
+            ("atari_pong", 8, "gymnasium"),
+            ("procgen_coinrun", 64, "gym3"),
+        ]:
+            kw = {"backend": backend} if env.startswith("atari") else {}
+            rate = bench_env(env, n, 400 if n < 64 else 200, kw)
+            envs.append({"env": env, "num_envs": n, "backend": backend, "steps_per_s": round(rate)})
             print(json.dumps(envs[-1]), flush=True)
-        envs.append(
-            {
-                "env": "atari_pong",
-                "num_envs": 8,
-                "backend": "gymnasium",
-                "steps_per_s": round(bench_env("atari_pong", 8, 300, {"backend": "gymnasium"})),
-            }
-        )
-        print(json.dumps(envs[-1]), flush=True)
         results["envs"] = envs
     if "ppo" in args.parts:
         ppo = []
-        for env, n, _, net, ov in cases:
+        for env, n, net, ov in ppo_cases:
             steps = int(next(o for o in ov if o.startswith("algo.num_steps=")).split("=")[1])
             r = bench_ppo(env, net, n, args.ppo_iterations * steps * n, ov, args.ppo_threads)
-            r.update({"env": env, "num_envs": n, "network": net, "threads": args.ppo_threads})
+            r.update(
+                {"env": env, "num_envs": n, "network": net, "shared_encoder": bool(set(shared) & set(ov))}
+            )
+            r["threads"] = args.ppo_threads
             ppo.append(r)
             print(json.dumps(r), flush=True)
         results["ppo"] = ppo
+    if "networks" in results and "envs" in results and "ppo" in results:
+        results["summary"] = summarize(results, ppo_cases, args.ppo_threads)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
