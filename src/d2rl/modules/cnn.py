@@ -182,7 +182,7 @@ class ResNet(nn.Module):
 class NatureCNNConfig:
     name: str = "nature_cnn"
     features: int = 512
-    channels_last: bool = False  # measured here: channels_last is slower for the forward pass
+    channels_last: bool = False  # measured here: mixed (forward equal or slower, fwd+bwd 0.8-1.7x)
 
 
 @dataclass
@@ -199,7 +199,7 @@ class ResNetConfig:
     name: str = "resnet"
     channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     features: int = 256
-    channels_last: bool = True  # measured here: ~1.5x faster forward+backward
+    channels_last: bool = True  # measured here: forward+backward equal or up to 1.5x faster
 
 
 def _memory_format(net: NetT) -> NetT:
