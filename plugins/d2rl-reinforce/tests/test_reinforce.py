@@ -96,3 +96,10 @@ def test_learns_cartpole(make_cfg) -> None:  # type: ignore[no-untyped-def]
     assert cfg.algo.lr == pytest.approx(2e-3)  # the plugin's tuned/reinforce_cartpole.yaml applied
     result = train(cfg)
     assert result["eval/return_mean"] >= 400
+
+
+def test_box_actions_train_and_stay_in_bounds(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_cfg("algo=reinforce", "env=pendulum", "algo.num_steps=64", "trainer.total_env_steps=512",
+                   "trainer.final_eval_episodes=1")  # fmt: skip
+    result = train(cfg)
+    assert result["env_steps"] == 512 and -2000 < result["eval/return_mean"] <= 0
