@@ -9,6 +9,9 @@ env step; replay holds every transition. Both use 1 torch thread. Runs alternate
 seed so both see the same machine load. Reports training wall-clock (final eval excluded),
 env steps/s and the final deterministic eval return over 10 episodes.
 
+``--update-only`` times just the gradient steps (sampling included), alternating SB3 and d2rl in
+blocks of 50 within one process: the fairest figure on a machine shared with other jobs.
+
 Differences that remain: d2rl collects 64 env steps, then does 64 gradient steps (SB3 alternates
 1 and 1), and computes the critic, actor and temperature gradients in one backward pass (the actor
 sees the critic before, not after, the same step's critic update).
@@ -131,12 +134,62 @@ def run_sb3(steps: int, seed: int) -> dict[str, float]:
     }
 
 
+def update_cost(reps: int = 6, n: int = 50) -> dict[str, list[float]]:
+    """Milliseconds per gradient step (batch 256, 256-256 nets), SB3's ``train(1)`` and d2rl's
+    ``update`` alternating in one process, so both see the same machine load."""
+    from omegaconf import OmegaConf
+    from stable_baselines3 import SAC
+
+    from d2rl.algorithms.sac import SACAgent, SACConfig
+
+    torch.set_num_threads(1)
+    sb3 = SAC(
+        "MlpPolicy", "Pendulum-v1", learning_rate=HP["lr"], learning_starts=100, device="cpu", verbose=0
+    )
+    sb3.learn(600)  # fills its buffer
+    replay = OmegaConf.create({"kind": "uniform", "capacity": 10_000, "save_in_checkpoint": False})
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    agent = SACAgent(
+        SACConfig(actor_lr=HP["lr"], critic_lr=HP["lr"], alpha_lr=HP["lr"]), (3,), space, 1, replay, 0
+    )
+    agent._opt = agent.configure_optimizers()
+    for _ in range(600):
+        o = np.random.randn(1, 3).astype(np.float32)
+        agent.buffer.add(
+            o, np.random.uniform(-2, 2, (1, 1)).astype(np.float32), np.zeros(1), o, [False], [False]
+        )
+    out: dict[str, list[float]] = {"sb3": [], "d2rl": []}
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sb3.train(gradient_steps=1, batch_size=HP["batch"])
+        out["sb3"].append((time.perf_counter() - t0) / n * 1e3)
+        t0 = time.perf_counter()
+        for batch in agent._batches(n):  # sampling included, as in SB3's train()
+            agent.update(batch)
+        out["d2rl"].append((time.perf_counter() - t0) / n * 1e3)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--update-only", action="store_true", help="only time gradient steps (interleaved)")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.update_only:
+        ms = update_cost()
+        ratio = statistics.median(ms["sb3"]) / statistics.median(ms["d2rl"])
+        print(
+            json.dumps(
+                {
+                    "ms_per_update": {k: [round(v, 2) for v in vs] for k, vs in ms.items()},
+                    "speed_ratio": round(ratio, 2),
+                }
+            )
+        )
+        return
     d2, sb = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
