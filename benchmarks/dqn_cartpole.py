@@ -131,7 +131,7 @@ def per_rate(capacity: int = 1_000_000, batch: int = 32, seconds: float = 3.0) -
     buf = PrioritizedReplayBuffer(capacity, n_envs, (4,), np.float32, n_step=3, seed=0)
     rng = np.random.default_rng(0)
     obs = rng.standard_normal((n_envs, 4)).astype(np.float32)
-    while len(buf) < capacity - 2 * n_envs:
+    for _ in range(buf.rows + 10):  # fill the ring (a little over once)
         done = rng.random(n_envs) < 0.005
         buf.add(
             obs, rng.integers(0, 2, n_envs), np.ones(n_envs, np.float32), obs, done, np.zeros(n_envs, bool)
@@ -144,12 +144,79 @@ def per_rate(capacity: int = 1_000_000, batch: int = 32, seconds: float = 3.0) -
     return {"stored": len(buf), "batches_per_s": n / (time.perf_counter() - t0), "batch": batch}
 
 
+def update_cost(steps: int = 300, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds per gradient step (sample + loss + backward + clip + Adam) of each library,
+    measured in alternating rounds in one process so both see the same machine load."""
+    from stable_baselines3 import DQN
+
+    from d2rl.algorithms.dqn import DQNAgent
+    from d2rl.modules.mlp import SPEC as MLP_SPEC
+    from d2rl.modules.mlp import MLPConfig
+
+    torch.set_num_threads(1)
+    sb3 = DQN(
+        "MlpPolicy",
+        "CartPole-v1",
+        learning_rate=HP["lr"],
+        batch_size=HP["batch"],
+        buffer_size=10_000,
+        learning_starts=0,
+        train_freq=4,
+        gradient_steps=1,
+        policy_kwargs={"net_arch": [256, 256]},
+        device="cpu",
+    )
+    sb3.learn(total_timesteps=2_000)  # fills its buffer
+    algo = {"name": "dqn", "lr": HP["lr"], "batch_size": HP["batch"], "learning_starts_env_steps": 0}
+    agent = DQNAgent.from_config(
+        algo,
+        MLP_SPEC,
+        MLPConfig(hidden_sizes=[256, 256], activation="relu"),
+        gym.spaces.Box(-5, 5, (4,)),
+        gym.spaces.Discrete(2),
+        1,
+        50_000,
+    )
+    rng = np.random.default_rng(0)
+    for i in range(2_000):
+        o = rng.standard_normal((1, 4)).astype(np.float32)
+        agent.buffer.add(
+            o, np.array([i % 2]), np.ones(1, np.float32), o, np.array([i % 50 == 0]), np.zeros(1, bool)
+        )
+    opt = torch.optim.Adam(agent.q.parameters(), lr=HP["lr"], fused=True)
+    params = list(agent.q.parameters())
+
+    def d2rl_steps() -> None:
+        for _ in range(steps):
+            batch = agent.buffer.sample(HP["batch"])
+            loss = agent.loss(batch)[0].mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0, foreach=True)
+            opt.step()
+
+    out = {"d2rl_ms": 0.0, "sb3_ms": 0.0}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        d2rl_steps()
+        out["d2rl_ms"] += (time.perf_counter() - t0) / (steps * rounds) * 1e3
+        t0 = time.perf_counter()
+        sb3.train(gradient_steps=steps, batch_size=HP["batch"])
+        out["sb3_ms"] += (time.perf_counter() - t0) / (steps * rounds) * 1e3
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=50_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--skip-sb3", action="store_true")
+    p.add_argument("--update-only", action="store_true", help="only the per-gradient-step cost and PER rate")
     args = p.parse_args()
+    if args.update_only:
+        print("ms per gradient step:", json.dumps({k: round(v, 3) for k, v in update_cost().items()}))
+        print("PER at 1M:", json.dumps({k: round(v, 1) for k, v in per_rate().items()}))
+        return
     torch.set_num_threads(1)
     d2, sb = [], []
     with tempfile.TemporaryDirectory() as tmp:
