@@ -79,3 +79,17 @@ def test_resume_restores_the_replay_buffer(make_cfg, tmp_path: Path) -> None:  #
 def test_action_space_mismatch_is_a_clear_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(D2RLError, match="supports box actions"):
         train(make_cfg("algo=td3", "env=cartpole", "~tuned", *TINY))
+
+
+def test_pixel_observations_are_a_clear_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(D2RLError, match="vector observations"):
+        train(
+            make_cfg(
+                "algo=sac",
+                "env=dmc_cartpole_swingup",
+                "~tuned",
+                *TINY,
+                "+env.kwargs.pixels=true",
+                "network=nature_cnn",
+            )
+        )
