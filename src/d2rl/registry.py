@@ -2,7 +2,11 @@
 
 Groups: ``d2rl.algorithms`` (AlgorithmSpec), ``d2rl.networks`` (NetworkSpec) and ``d2rl.envs``
 (EnvSuiteSpec). Built-ins register through d2rl's own pyproject.toml, exactly as a plugin does.
-A plugin that fails to load is reported by name and skipped; the others keep working.
+A plugin that fails to load is reported by name and skipped; the others keep working. It is
+reported by ``d2rl-list`` and when it is selected, never as a warning on every run.
+
+Loading a group imports only the spec modules (config dataclasses and metadata, see
+``d2rl.specs``); implementations are imported when chosen.
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
 from d2rl.errors import D2RLError
+from d2rl.specs import AlgorithmSpec, EnvSuiteSpec, NetworkSpec
 
 log = logging.getLogger(__name__)
 
@@ -26,52 +30,20 @@ ENVS = "d2rl.envs"
 
 
 @dataclass(frozen=True)
-class AlgorithmSpec:
-    """What an algorithm plugin declares.
-
-    ``agent_class`` is a ``d2rl.agent.Agent`` subclass; ``config_class`` a dataclass whose
-    fields are the algorithm's hyperparameters (validated by Hydra at compose time).
-    """
+class LegacyAlgorithmSpec:
+    """Transitional: an algorithm still written as a ``d2rl.agent.Agent`` subclass."""
 
     name: str
     config_class: type
     agent_class: type
-    action_spaces: tuple[str, ...]  # of "discrete", "box", "multi_discrete", "multi_binary"
+    action_spaces: tuple[str, ...]
     description: str = ""
-    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """A network family: its config dataclass and a builder ``build(cfg, obs_shape) -> nn.Module``.
-
-    The built module maps observations ``[B, *obs_shape]`` to features ``[B, module.out_dim]``.
-    """
-
-    name: str
-    config_class: type
-    build: Callable[..., Any]
-    description: str = ""
-    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
-
-
-@dataclass(frozen=True)
-class EnvSuiteSpec:
-    """An environment suite: ``make_vec(env_cfg, seed, num_envs) -> gymnasium.vector.VectorEnv``.
-
-    The vector env must autoreset in gymnasium's SAME_STEP mode (final obs in
-    ``info["final_obs"]``), so no reset transition ever enters a buffer.
-    """
-
-    name: str
-    make_vec: Callable[..., Any]
-    requires: tuple[str, ...] = ()  # importable modules the suite needs
-    install_hint: str = ""
-    description: str = ""
-    config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf" holding env/<suite>_<name>.yaml
+    config_search_path: str | None = None
+    observations: tuple[str, ...] = ("vector",)
 
 
 SpecT = TypeVar("SpecT", AlgorithmSpec, NetworkSpec, EnvSuiteSpec)
+__all__ = ["AlgorithmSpec", "EnvSuiteSpec", "NetworkSpec"]
 
 
 @dataclass
@@ -95,10 +67,14 @@ class Group(Generic[SpecT]):
         raise D2RLError(f"unknown {what} '{name}'; registered: {known} (see `d2rl-list`)")
 
 
-_SPEC_TYPES: dict[str, Any] = {ALGORITHMS: AlgorithmSpec, NETWORKS: NetworkSpec, ENVS: EnvSuiteSpec}
+_SPEC_TYPES: dict[str, Any] = {
+    ALGORITHMS: (AlgorithmSpec, LegacyAlgorithmSpec),
+    NETWORKS: (NetworkSpec,),
+    ENVS: (EnvSuiteSpec,),
+}
 _REQUIRED = {
-    ALGORITHMS: ("config_class", "agent_class", "action_spaces"),
-    NETWORKS: ("config_class", "build"),
+    ALGORITHMS: ("config_class", "builder", "action_spaces"),
+    NETWORKS: ("config_class", "builder"),
     ENVS: ("make_vec",),
 }
 
@@ -113,11 +89,22 @@ def _load(group: str, ep: EntryPoint) -> Any:
     if not isinstance(spec, _SPEC_TYPES[group]):
         missing = [f for f in _REQUIRED[group] if not hasattr(spec, f)]
         raise TypeError(
-            f"is a {type(spec).__name__}, expected d2rl.registry.{_SPEC_TYPES[group].__name__}"
+            f"is a {type(spec).__name__}, expected d2rl.specs.{_SPEC_TYPES[group][0].__name__}"
             + (f" (missing {', '.join(missing)})" if missing else "")
         )
     if spec.name != ep.name:
         raise TypeError(f"declares name '{spec.name}' but its entry point is called '{ep.name}'")
+    path = spec.config_search_path
+    if path and path.startswith("pkg://"):
+        import importlib.util
+
+        package = path[len("pkg://") :].replace("/", ".")
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise TypeError(f"config_search_path '{path}' does not resolve (no package '{package}')")
     return spec
 
 
@@ -147,7 +134,7 @@ def load_group(group: str) -> Group[Any]:
                     f"plugin '{ep.name}' from package '{names[0]}' ({ep.value}) failed to load: "
                     f"{type(e).__name__}: {e}"
                 )
-        warnings.warn(out.broken[ep.name], stacklevel=2)
+        log.debug(out.broken[ep.name])
     return out
 
 

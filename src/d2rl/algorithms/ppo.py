@@ -29,7 +29,7 @@ from d2rl.envs import obs_shape
 from d2rl.errors import D2RLError
 from d2rl.modules.heads import ActorCritic, CategoricalHead, GaussianHead
 from d2rl.modules.normalization import ObsNormalizer, ReturnScaler
-from d2rl.registry import AlgorithmSpec
+from d2rl.registry import LegacyAlgorithmSpec as AlgorithmSpec
 
 
 @dataclass

@@ -34,7 +34,7 @@ from torch import nn
 from d2rl.algorithms.replay_actor_critic import ReplayActorCritic, check_spaces
 from d2rl.modules.actors import CategoricalActor, SquashedGaussianActor
 from d2rl.modules.ensemble import EnsembleMLP
-from d2rl.registry import AlgorithmSpec
+from d2rl.registry import LegacyAlgorithmSpec as AlgorithmSpec
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from d2rl.algorithms.replay_actor_critic import ReplayActorCritic, check_spaces
 from d2rl.modules.actors import DeterministicActor
 from d2rl.modules.ensemble import EnsembleMLP
-from d2rl.registry import AlgorithmSpec
+from d2rl.registry import LegacyAlgorithmSpec as AlgorithmSpec
 
 
 @dataclass

@@ -8,7 +8,6 @@ features ``[B, out_dim]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -17,7 +16,7 @@ from torch.nn import functional as F
 
 from d2rl.errors import D2RLError
 from d2rl.modules.mlp import orthogonal_init
-from d2rl.registry import NetworkSpec
+from d2rl.networks import ImpalaResNetConfig, NatureCNNConfig, ResNetConfig
 
 NetT = TypeVar("NetT", "NatureCNN", "ImpalaResNet", "ResNet")
 
@@ -178,30 +177,6 @@ class ResNet(nn.Module):
         return F.relu(self.fc(x.mean(dim=(2, 3))))
 
 
-@dataclass
-class NatureCNNConfig:
-    name: str = "nature_cnn"
-    features: int = 512
-    channels_last: bool = False  # measured here: mixed (forward equal or slower, fwd+bwd 0.8-1.7x)
-
-
-@dataclass
-class ImpalaResNetConfig:
-    name: str = "impala_resnet"
-    channels: list[int] = field(default_factory=lambda: [16, 32, 32])
-    width: int = 1  # channel multiplier
-    features: int = 256
-    channels_last: bool = True  # measured here: 1.3-1.9x faster forward and forward+backward
-
-
-@dataclass
-class ResNetConfig:
-    name: str = "resnet"
-    channels: list[int] = field(default_factory=lambda: [32, 64, 64])
-    features: int = 256
-    channels_last: bool = True  # measured here: forward+backward equal or up to 1.5x faster
-
-
 def _memory_format(net: NetT) -> NetT:
     """Conv weights in channels_last too when the input is (oneDNN then skips layout reorders)."""
     return net.to(memory_format=torch.channels_last) if net.channels_last else net  # type: ignore[call-overload]
@@ -223,23 +198,3 @@ def build_resnet(cfg: ResNetConfig, obs_shape: tuple[int, ...]) -> ResNet:
     if min(shape[1:]) < 2 ** (len(cfg.channels) + 1):
         raise D2RLError(f"network=resnet: images {shape[1:]} are too small for {len(cfg.channels)} stages")
     return _memory_format(ResNet(shape, list(cfg.channels), int(cfg.features), bool(cfg.channels_last)))
-
-
-NATURE_CNN = NetworkSpec(
-    name="nature_cnn",
-    config_class=NatureCNNConfig,
-    build=build_nature_cnn,
-    description="Mnih et al. 2015 Atari CNN (3 convs + fc 512); pixels [C, H, W], e.g. [4, 84, 84]",
-)
-IMPALA_RESNET = NetworkSpec(
-    name="impala_resnet",
-    config_class=ImpalaResNetConfig,
-    build=build_impala_resnet,
-    description="Espeholt et al. 2018 IMPALA ResNet (16-32-32, width option) + fc 256; e.g. [3, 64, 64]",
-)
-RESNET = NetworkSpec(
-    name="resnet",
-    config_class=ResNetConfig,
-    build=build_resnet,
-    description="small ResNet (He et al. 2016): strided basic blocks with GroupNorm, avg pool, fc 256",
-)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from d2rl.registry import NetworkSpec
+from d2rl.networks import MLPConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
@@ -49,15 +48,5 @@ class MLP(nn.Module):
         return x
 
 
-@dataclass
-class MLPConfig:
-    name: str = "mlp"
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-
-
 def build(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> MLP:
     return MLP(math.prod(obs_shape), list(cfg.hidden_sizes), cfg.activation)
-
-
-SPEC = NetworkSpec(name="mlp", config_class=MLPConfig, build=build, description="fully connected encoder")

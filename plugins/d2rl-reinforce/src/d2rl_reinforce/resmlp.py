@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from d2rl.modules.mlp import orthogonal_init
-from d2rl.registry import NetworkSpec
+from d2rl.specs import NetworkSpec
 
 
 class ResidualBlock(nn.Module):
@@ -54,6 +54,6 @@ def build(cfg: ResMLPConfig, obs_shape: tuple[int, ...]) -> ResMLP:
 SPEC = NetworkSpec(
     name="resmlp",
     config_class=ResMLPConfig,
-    build=build,
+    builder=build,
     description="residual MLP with LayerNorm [example plugin]",
 )
