@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +11,43 @@ import numpy as np
 
 from d2rl.errors import D2RLError
 from d2rl.registry import get_env_suite
+
+
+@dataclass(frozen=True)
+class EnvFacts:
+    """What a suite declares about its observations and episodes, so nothing downstream guesses
+    from a shape. Each suite's ``make_vec`` sets it as ``d2rl_facts`` on the vector env it returns.
+
+    - ``pixels``: observations are raw uint8 images, channels first (``[C, H, W]``).
+    - ``frame_stack``: ``k > 1`` means axis 0 holds ``k`` consecutive frames, oldest first, each
+      of ``C // k`` channels (``[k, H, W]`` for grayscale, ``[3k, H, W]`` for stacked RGB); a new
+      episode's first stack is padded with its first frame or with zeros.
+    - ``rgb``: each frame is RGB (3 channels) rather than grayscale.
+    - ``lives``: a life loss ends a learner episode (``terminated``) but not the game; such steps
+      carry the mask ``info["life_loss"] [N]`` and the next obs continues the frame stack.
+    - ``episode_stats``: the suite reports whole-game, unclipped statistics in ``info["episode"]``
+      (``{"r": [N], "l": [N]}``, mask ``info["_episode"]``; gymnasium's RecordEpisodeStatistics
+      layout), and only those count as episodes.
+    """
+
+    pixels: bool = False
+    frame_stack: int = 1
+    rgb: bool = False
+    lives: bool = False
+    episode_stats: bool = False
+
+
+def env_facts(envs: Any) -> EnvFacts:
+    """The facts a suite set on ``envs`` (or on an env it wraps); ``EnvFacts()`` if none did."""
+    env = envs
+    for _ in range(64):  # walk down wrappers (VectorWrapper.env) to the suite's env
+        facts = getattr(env, "d2rl_facts", None)
+        if isinstance(facts, EnvFacts):
+            return facts
+        env = getattr(env, "env", None)
+        if env is None:
+            break
+    return EnvFacts()
 
 
 def make_vec_env(env_cfg: Any, seed: int, num_envs: int | None = None, **extra: Any) -> gym.vector.VectorEnv:

@@ -8,7 +8,11 @@ Preprocessing (Mnih et al. 2015): frame skip 4 with a max over the last two fram
 84x84, 4 stacked frames -> uint8 obs ``[4, 84, 84]``; up to 30 no-op actions at reset.
 Training-only options, dropped in evaluation envs: episodic life (a lost life ends the episode
 for the learner, the game goes on) and reward clipping to {-1, 0, 1}. Both backends report
-whole-game, unclipped episode statistics in ``info["episode"]`` (mask ``info["_episode"]``).
+whole-game, unclipped episode statistics in ``info["episode"]`` (mask ``info["_episode"]``), mark
+each life loss in a running game with ``info["life_loss"]``, press FIRE at reset and after each
+life loss in games whose action set has FIRE (``fire_reset``; the FIRE replaces the agent's next
+action, as baselines' FireResetEnv presses it inside the learner's reset), and cut an episode at
+the agent step where it reaches ``max_episode_frames`` frames, counted from the end of the reset.
 
 ``protocol=machado`` selects the evaluation protocol of Machado et al. 2018 (JAIR): sticky
 actions with probability 0.25 instead of no-op starts, and episodes that end only at game over
@@ -25,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorWrapper
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
 from d2rl.registry import EnvSuiteSpec
 
@@ -51,7 +56,7 @@ class AtariOptions:
     frame_stack: int = 4
     screen_size: int = 84
     grayscale: bool = True
-    fire_reset: bool = True  # press FIRE after a reset in games that need it (native backend only)
+    fire_reset: bool = True  # press FIRE after a reset and a life loss in games that have FIRE
     max_episode_frames: int = 108_000  # 30 minutes of play at 60 Hz (Machado et al. 2018)
     num_threads: int = 0  # native backend: 0 = one per core
 
@@ -87,33 +92,50 @@ def camel_name(rom: str) -> str:
 
 
 class AtariTraining(VectorWrapper):
-    """Episode statistics of whole games (unclipped), and the training-only life-loss and clipping.
+    """Episode statistics of whole games (unclipped), life losses, FIRE after a life loss, and the
+    training-only life-loss episode ends and reward clipping.
 
     Wraps a SAME_STEP vector env whose episodes are whole games and whose info has ``lives``.
-    A life loss sets ``terminated`` for the learner while the game goes on, so the returned obs
-    is both the final obs of that learner-episode and the first of the next.
+    A life loss in a running game sets ``info["life_loss"]``; with ``episodic_life`` it also sets
+    ``terminated`` for the learner while the game goes on, so the returned obs is both the final
+    obs of that learner-episode and the first of the next (its frame stack continues).
+    ``fire_action`` (the index of FIRE, or None) replaces the next action after a life loss.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, episodic_life: bool, reward_clipping: bool) -> None:
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        episodic_life: bool,
+        reward_clipping: bool,
+        fire_action: int | None = None,
+    ) -> None:
         super().__init__(env)
         self.episodic_life = episodic_life
         self.reward_clipping = reward_clipping
+        self.fire_action = fire_action
         n = self.num_envs
         self.game_return = np.zeros(n, dtype=np.float64)
         self.game_length = np.zeros(n, dtype=np.int64)
         self.lives = np.zeros(n, dtype=np.int64)
+        self.fire_pending = np.zeros(n, dtype=bool)  # a life was lost on the last step
 
     def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.game_return[:] = 0.0
         self.game_length[:] = 0
         self.lives[:] = np.asarray(info["lives"])
+        self.fire_pending[:] = False
         return obs, info
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.fire_action is not None and self.fire_pending.any():
+            actions = np.array(actions, copy=True)
+            actions[self.fire_pending] = self.fire_action
         obs, reward, terminated, truncated, info = self.env.step(actions)
         reward = np.asarray(reward, dtype=np.float64)
-        game_over = np.asarray(terminated | truncated)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool) & ~terminated  # a game over at the cap ends it
+        game_over = terminated | truncated
         self.game_return += reward
         self.game_length += 1
         if game_over.any():
@@ -122,17 +144,19 @@ class AtariTraining(VectorWrapper):
             self.game_return[game_over] = 0.0
             self.game_length[game_over] = 0
         lives = np.asarray(info["lives"]).astype(np.int64)
-        if self.episodic_life:
-            life_lost = (lives < self.lives) & ~game_over
-            if life_lost.any():
-                terminated = terminated | life_lost
-                final = info.get("final_obs")
-                if final is None:
-                    final = np.empty(self.num_envs, dtype=object)
-                for i in np.flatnonzero(life_lost):  # the game goes on: its next obs ends this life
-                    final[i] = obs[i]
-                info["final_obs"] = final
-                info["_final_obs"] = np.asarray(info.get("_final_obs", game_over)) | life_lost
+        life_lost = (lives < self.lives) & ~game_over
+        if life_lost.any():
+            info["life_loss"] = life_lost
+        if self.episodic_life and life_lost.any():
+            terminated = terminated | life_lost
+            final = info.get("final_obs")
+            if final is None:
+                final = np.empty(self.num_envs, dtype=object)
+            for i in np.flatnonzero(life_lost):  # the game goes on: its next obs ends this life
+                final[i] = obs[i]
+            info["final_obs"] = final
+            info["_final_obs"] = np.asarray(info.get("_final_obs", game_over)) | life_lost
+        self.fire_pending = life_lost
         self.lives = lives
         if self.reward_clipping:
             reward = np.sign(reward)
@@ -162,11 +186,26 @@ def _native(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> gym.
     )
 
 
+class FireOnReset(gym.Wrapper):
+    """Press FIRE for one frame after each reset, as the native backend does (before the no-ops)."""
+
+    def __init__(self, env: gym.Env, fire_action: int) -> None:
+        super().__init__(env)
+        self.fire_action = fire_action
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        self.env.reset(seed=seed, options=options)
+        obs, _, terminated, truncated, info = self.env.step(self.fire_action)
+        if terminated or truncated:  # never seen in practice; start over without FIRE
+            return self.env.reset(seed=seed, options=options)
+        return obs, info
+
+
 def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> gym.vector.VectorEnv:
     import ale_py
 
     gym.register_envs(ale_py)
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
     def make() -> gym.Env:
         env = gym.make(
@@ -174,8 +213,11 @@ def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> g
             frameskip=1,
             repeat_action_probability=float(opt.repeat_action_probability or 0.0),
             full_action_space=opt.full_action_space,
-            max_num_frames_per_episode=max_frames,
+            max_num_frames_per_episode=0,  # no ALE cap: it would count the reset's no-op frames
         )
+        fire = _fire_index(env.unwrapped.get_action_meanings()) if opt.fire_reset else None
+        if fire is not None:
+            env = FireOnReset(env, fire)
         env = AtariPreprocessing(
             env,
             noop_max=int(opt.noop_max or 0),
@@ -183,9 +225,22 @@ def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> g
             screen_size=opt.screen_size,
             grayscale_obs=opt.grayscale,
         )
+        # the native cap counts frames from the end of the reset and stops mid-skip: same agent step
+        env = TimeLimit(env, max_episode_steps=-(-max_frames // opt.frame_skip))
         return FrameStackObservation(env, opt.frame_stack)
 
     return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _fire_index(action_names: list[str]) -> int | None:
+    return action_names.index("FIRE") if "FIRE" in action_names else None
+
+
+def _action_names(envs: gym.vector.VectorEnv) -> list[str]:
+    """Names of the agent's actions (``NOOP``, ``FIRE``, ...) for either backend."""
+    if isinstance(envs, gym.vector.SyncVectorEnv):
+        return list(envs.envs[0].unwrapped.get_action_meanings())  # type: ignore[attr-defined]
+    return [a.name for a in envs.ale.get_action_set()]  # type: ignore[attr-defined]
 
 
 def make_vec(
@@ -206,11 +261,21 @@ def make_vec(
         max_frames = int(env_cfg.max_episode_steps) * opt.frame_skip
     build = _native if opt.backend == "native" else _gymnasium
     envs = build(rom, num_envs, opt, max_frames)
-    return AtariTraining(
+    episodic_life = bool(opt.episodic_life) and not evaluation
+    wrapped = AtariTraining(
         envs,
-        episodic_life=bool(opt.episodic_life) and not evaluation,
+        episodic_life=episodic_life,
         reward_clipping=opt.reward_clipping and not evaluation,
+        fire_action=_fire_index(_action_names(envs)) if opt.fire_reset else None,
     )
+    wrapped.d2rl_facts = EnvFacts(  # type: ignore[attr-defined]
+        pixels=True,
+        frame_stack=opt.frame_stack,
+        rgb=not opt.grayscale,
+        lives=episodic_life,
+        episode_stats=True,
+    )
+    return wrapped
 
 
 SPEC = EnvSuiteSpec(

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
 from d2rl.registry import EnvSuiteSpec
 
@@ -101,7 +102,11 @@ def make_vec(
 
     mode = "async" if env_cfg.vectorization == "async" else "sync"
     vec_cls = gym.vector.AsyncVectorEnv if mode == "async" else gym.vector.SyncVectorEnv
-    return vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.d2rl_facts = EnvFacts(  # type: ignore[attr-defined]
+        pixels=True, frame_stack=opt.frame_stack, rgb=not opt.grayscale
+    )
+    return envs
 
 
 SPEC = EnvSuiteSpec(

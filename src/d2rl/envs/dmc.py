@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
 from d2rl.registry import EnvSuiteSpec
 
@@ -124,11 +125,12 @@ def make_vec(
             env = gym.wrappers.TimeLimit(env, int(max_steps))
         return env
 
-    if env_cfg.vectorization == "sync":
-        return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-    if env_cfg.vectorization == "async":
-        return gym.vector.AsyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-    raise D2RLError(f"env.vectorization must be 'sync' or 'async', got '{env_cfg.vectorization}'")
+    if env_cfg.vectorization not in ("sync", "async"):
+        raise D2RLError(f"env.vectorization must be 'sync' or 'async', got '{env_cfg.vectorization}'")
+    vec_cls = gym.vector.SyncVectorEnv if env_cfg.vectorization == "sync" else gym.vector.AsyncVectorEnv
+    envs = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.d2rl_facts = EnvFacts(pixels=opt.pixels, rgb=opt.pixels)  # type: ignore[attr-defined]
+    return envs
 
 
 SPEC = EnvSuiteSpec(

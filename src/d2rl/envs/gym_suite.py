@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
 from d2rl.registry import EnvSuiteSpec
 
@@ -16,7 +18,10 @@ _EXTRAS = {"box2d": "pip install 'd2rl[box2d]'", "mujoco": "pip install 'd2rl[mu
 def make_vec(
     env_cfg: Any, num_envs: int, render_mode: str | None = None, evaluation: bool = False
 ) -> gym.vector.VectorEnv:
-    """``evaluation`` is part of the suite contract; plain gymnasium envs are the same for evaluation."""
+    """``evaluation`` is part of the suite contract; plain gymnasium envs are the same for evaluation.
+
+    Facts: a uint8 image observation (3 axes) counts as pixels; frames are never taken as stacked.
+    """
     kwargs = dict(env_cfg.kwargs or {})
     if env_cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
@@ -25,7 +30,7 @@ def make_vec(
     if env_cfg.vectorization not in ("sync", "async"):
         raise D2RLError(f"env.vectorization must be 'sync' or 'async', got '{env_cfg.vectorization}'")
     try:
-        return gym.make_vec(
+        envs = gym.make_vec(
             env_cfg.id,
             num_envs=num_envs,
             vectorization_mode=env_cfg.vectorization,
@@ -48,6 +53,10 @@ def make_vec(
         raise D2RLError(
             f"unknown gymnasium env id '{env_cfg.id}' ({e}); use a registered id, e.g. env=gym env.id=Acrobot-v1"
         ) from e
+    space = envs.single_observation_space
+    pixels = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+    envs.d2rl_facts = EnvFacts(pixels=pixels)  # type: ignore[attr-defined]
+    return envs
 
 
 SPEC = EnvSuiteSpec(

@@ -29,6 +29,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
 from d2rl.registry import EnvSuiteSpec
 
@@ -89,6 +90,7 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
     """A gym3 ``ProcgenGym3Env`` as a gymnasium VectorEnv with SAME_STEP autoreset."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    d2rl_facts = EnvFacts(pixels=True, rgb=True, episode_stats=True)  # one RGB frame, no stack
 
     def __init__(
         self, game: str, num_envs: int, start_level: int, num_levels: int, opt: ProcgenOptions
