@@ -1,4 +1,13 @@
-"""Metrics to TensorBoard event files and a wide ``metrics.csv``, indexed by env steps."""
+"""Metrics to TensorBoard event files and a wide ``metrics.csv``: one row per env step.
+
+``metrics.csv`` has one row per ``env_step`` at which anything was logged; its columns are
+``env_step``, ``wall_time`` (seconds since the logger started) and one per metric name, empty
+where a metric was not logged at that step. Everything logged at the same env step goes into one
+row. A metric logged several times at one env step (the episodes that ended in the same logging
+interval) holds the mean of those values, and for episode statistics the column
+``train/episodes`` says how many episodes that mean is over. TensorBoard gets every value as
+logged (one point per episode).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,9 @@ import math
 import time
 from pathlib import Path
 from typing import Any
+
+# A metric whose values are counted: its row holds their mean, this column their number.
+COUNTS = {"train/episode_return": "train/episodes"}
 
 
 class RunLogger:
@@ -20,6 +32,8 @@ class RunLogger:
         self.columns: list[str] = ["env_step", "wall_time"]
         self.t0 = time.time()
         self.writer = None
+        self._counts: dict[str, int] = {}  # key -> values averaged into the last row
+        self._last_offset = 0  # where the last row starts in metrics.csv
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -29,26 +43,58 @@ class RunLogger:
                 reader = csv.DictReader(f)
                 self.columns = list(reader.fieldnames or self.columns)
                 self.rows = [r for r in reader if resume_step is None or float(r["env_step"]) <= resume_step]
+            if self.rows:
+                self._counts = self._loaded_counts(self.rows[-1])
             self._rewrite()
 
     def log(self, metrics: dict[str, float], env_step: int) -> None:
+        """Record ``metrics`` at ``env_step``, merging into that step's row if it is the last one."""
         metrics = {k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(float(v))}
         if not metrics:
             return
         if self.writer is not None:
             for k, v in metrics.items():
                 self.writer.add_scalar(k, v, env_step)
+        merge = bool(self.rows) and float(self.rows[-1]["env_step"]) == env_step
+        if not merge:
+            self.rows.append({"env_step": env_step})
+            self._counts = {}
+        row = self.rows[-1]
+        row["wall_time"] = round(time.time() - self.t0, 3)
+        for k, v in metrics.items():
+            n = self._counts.get(k, 0)
+            old = row.get(k)
+            row[k] = v if n == 0 or old in (None, "") else float(old) + (v - float(old)) / (n + 1)
+            self._counts[k] = n + 1
+            if k in COUNTS:
+                row[COUNTS[k]] = n + 1
         if self.csv_path is None:
             return
-        row = {"env_step": env_step, "wall_time": round(time.time() - self.t0, 3), **metrics}
-        new_cols = [k for k in metrics if k not in self.columns]
-        self.rows.append(row)
+        new_cols = [c for c in row if c not in self.columns]
         if new_cols:
             self.columns += new_cols
             self._rewrite()
         else:
-            with self.csv_path.open("a", newline="") as f:
-                csv.DictWriter(f, self.columns).writerow(row)
+            self._write_last(truncate=merge)
+
+    def _loaded_counts(self, row: dict[str, Any]) -> dict[str, int]:
+        """Counts of a row read back from metrics.csv (resume), so later values merge into it."""
+        counts = {k: 1 for k, v in row.items() if k not in ("env_step", "wall_time") and v not in (None, "")}
+        for key, count_col in COUNTS.items():
+            if key in counts and row.get(count_col) not in (None, ""):
+                counts[key] = int(float(row[count_col]))
+        return counts
+
+    def _write_last(self, truncate: bool) -> None:
+        """Append the last row, or (``truncate``) replace the last line with it."""
+        assert self.csv_path is not None
+        with self.csv_path.open("r+" if truncate else "a", newline="") as f:
+            if truncate:
+                f.seek(self._last_offset)
+                f.truncate()
+            else:
+                self._last_offset = f.tell()
+            csv.DictWriter(f, self.columns).writerow(self.rows[-1])
 
     def _rewrite(self) -> None:
         assert self.csv_path is not None
@@ -56,10 +102,13 @@ class RunLogger:
         with tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, self.columns)
             w.writeheader()
-            w.writerows(self.rows)
+            w.writerows(self.rows[:-1])
+            self._last_offset = f.tell()
+            w.writerows(self.rows[-1:])
         tmp.replace(self.csv_path)
 
     def series(self, key: str) -> tuple[list[float], list[float]]:
+        """``(env_steps, values)`` of the rows where ``key`` was logged."""
         xs, ys = [], []
         for r in self.rows:
             v = r.get(key)
