@@ -1,9 +1,12 @@
-"""Lightning callbacks of a run: metrics, periodic evaluation, checkpoints, progress bar."""
+"""Lightning callbacks of a run: metrics, periodic evaluation, checkpoints, progress bar.
+
+They read the run's progress from the Loop (env steps, rounds, episodes), not from the Learner.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +16,9 @@ import lightning as L
 import numpy as np
 
 from d2rl import checkpoint
-from d2rl.agent import Agent
 from d2rl.evaluation import evaluate
+from d2rl.loops.local import LocalLoop
 from d2rl.run_logger import RunLogger
-
-log = logging.getLogger(__name__)
 
 
 def crossed(before: int, after: int, period: int) -> bool:
@@ -25,30 +26,25 @@ def crossed(before: int, after: int, period: int) -> bool:
 
 
 class MetricsCallback(L.Callback):
-    """Logs each iteration's update metrics, finished episodes and throughput."""
+    """Logs finished episodes, each learner step's metrics every ``period`` env steps, throughput."""
 
-    def __init__(self, run_logger: RunLogger, period_env_steps: int) -> None:
-        self.logger, self.period = run_logger, period_env_steps
+    def __init__(self, run_logger: RunLogger, loop: LocalLoop, period_env_steps: int) -> None:
+        self.logger, self.loop, self.period = run_logger, loop, period_env_steps
         self.last_logged = -1
         self.t_last, self.steps_last = time.perf_counter(), 0
 
-    def on_train_start(self, trainer: L.Trainer, agent: Agent) -> None:  # type: ignore[override]
-        self.t_last, self.steps_last = time.perf_counter(), agent.env_steps
-        self.last_logged = agent.env_steps
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.t_last, self.steps_last = time.perf_counter(), self.loop.env_steps
+        self.last_logged = self.loop.env_steps
 
     def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        outputs: Any,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        assert agent.tracker is not None
-        step = agent.env_steps
-        for ret, length in agent.tracker.drain():
+        loop = self.loop
+        step = loop.env_steps
+        for ret, length in loop.tracker.drain():
             self.logger.log({"train/episode_return": ret, "train/episode_length": length}, step)
-        if not crossed(self.last_logged, step, self.period) and agent.iteration < agent.total_iterations:
+        if not crossed(self.last_logged, step, self.period) and loop.round < loop.total_rounds:
             return
         now = time.perf_counter()
         metrics = dict(outputs or {})
@@ -58,24 +54,26 @@ class MetricsCallback(L.Callback):
 
 
 class PeriodicCallback(L.Callback):
-    """Runs ``fire`` after an iteration that crossed a multiple of ``period`` env steps
-    (and, with ``at_end``, after the last iteration)."""
+    """Runs ``fire`` after a learner step that crossed a multiple of ``period`` env steps
+    (and, with ``at_end``, after the last one)."""
 
-    def __init__(self, period: int, at_end: bool) -> None:
-        self.period, self.at_end = period, at_end
+    def __init__(self, loop: LocalLoop, period: int, at_end: bool) -> None:
+        self.loop, self.period, self.at_end = loop, period, at_end
         self._prev = 0
 
-    def on_train_batch_start(self, trainer: L.Trainer, agent: Agent, batch: Any, batch_idx: int) -> None:
-        self._prev = agent.env_steps
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._prev = self.loop.env_steps
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, agent: Agent, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        final = agent.iteration >= agent.total_iterations
-        if (final and self.at_end) or (not final and crossed(self._prev, agent.env_steps, self.period)):
-            self.fire(trainer, agent)
+        loop = self.loop
+        final = loop.round >= loop.total_rounds
+        if (final and self.at_end) or (not final and crossed(self._prev, loop.env_steps, self.period)):
+            self.fire(trainer, pl_module)
+        self._prev = loop.env_steps
 
-    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
+    def fire(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         raise NotImplementedError
 
 
@@ -84,17 +82,24 @@ class EvalCallback(PeriodicCallback):
     evaluation is train()'s."""
 
     def __init__(
-        self, run_logger: RunLogger, env_cfg: Any, period: int, episodes: int, seed: int, deterministic: bool
+        self,
+        run_logger: RunLogger,
+        loop: LocalLoop,
+        env_cfg: Any,
+        period: int,
+        episodes: int,
+        seed: int,
+        deterministic: bool,
     ) -> None:
-        super().__init__(period, at_end=False)
+        super().__init__(loop, period, at_end=False)
         self.logger, self.env_cfg = run_logger, env_cfg
         self.episodes, self.seed, self.deterministic = episodes, seed, deterministic
 
-    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
-        returns = evaluate(agent, self.env_cfg, self.episodes, self.seed, self.deterministic)
+    def fire(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        returns = evaluate(self.loop.policy, self.env_cfg, self.episodes, self.seed, self.deterministic)
         self.logger.log(
             {"eval/return_mean": float(returns.mean()), "eval/return_std": float(returns.std())},
-            agent.env_steps,
+            self.loop.env_steps,
         )
 
 
@@ -102,31 +107,43 @@ class CheckpointCallback(PeriodicCallback):
     """Writes a checkpoint every ``period`` env steps and at the end of training."""
 
     def __init__(
-        self, ckpt_dir: Path, period: int, make_state: Callable[[Agent, L.Trainer], dict[str, Any]]
+        self, loop: LocalLoop, ckpt_dir: Path, period: int, make_state: Callable[[L.Trainer], dict[str, Any]]
     ) -> None:
-        super().__init__(period, at_end=True)
+        super().__init__(loop, period, at_end=True)
         self.ckpt_dir, self.make_state = ckpt_dir, make_state
         self.last_path: Path | None = None
 
-    def fire(self, trainer: L.Trainer, agent: Agent) -> None:
-        self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(agent, trainer), agent.env_steps)
+    def fire(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> Path:
+        self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(trainer), self.loop.env_steps)
+        return self.last_path
 
 
 class ProgressBar(L.Callback):
-    """A tqdm bar over env steps with steps/s and the recent episode return."""
+    """A tqdm bar over env steps with steps/s and the recent episode return.
 
-    def __init__(self, total_env_steps: int, enabled: bool = True) -> None:
-        self.total, self.enabled = total_env_steps, enabled
+    It follows the Loop every vector step (throttled), and a background thread refreshes it while
+    a long update runs, so it moves within seconds even when one learner step takes minutes.
+    """
+
+    def __init__(self, loop: LocalLoop, total_env_steps: int, enabled: bool = True) -> None:
+        self.loop, self.total, self.enabled = loop, total_env_steps, enabled
         self.bar: Any = None
+        self._last = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def on_train_start(self, trainer: L.Trainer, agent: Agent) -> None:  # type: ignore[override]
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
+        loop = self.loop
         self.bar = tqdm(
-            total=max(self.total, agent.total_iterations * agent.env_steps_per_iteration()),
-            initial=agent.env_steps,
+            total=max(self.total, loop.total_rounds * loop.env_steps_per_round),
+            initial=loop.env_steps,
             unit="step",
             unit_scale=True,
             dynamic_ncols=True,
@@ -134,27 +151,46 @@ class ProgressBar(L.Callback):
             desc="train",
             mininterval=0.5 if sys.stderr.isatty() else 10.0,
         )
+        loop.on_vector_step.append(self._tick)
+        self._thread = threading.Thread(target=self._refresh, daemon=True)
+        self._thread.start()
+
+    def _tick(self, loop: LocalLoop) -> None:
+        now = time.monotonic()
+        if now - self._last > 0.5:
+            self._last = now
+            self._update()
+
+    def _update(self) -> None:
+        bar = self.bar
+        if bar is None:
+            return
+        recent = self.loop.tracker.recent_mean()
+        bar.set_postfix_str(f"return={recent:.1f}" if recent is not None else "return=n/a", refresh=False)
+        bar.update(self.loop.env_steps - bar.n)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(2.0):
+            if self.bar is not None:
+                self.bar.refresh()
 
     def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        agent: Agent,
-        outputs: Any,
-        batch: Any,  # type: ignore[override]
-        batch_idx: int,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.bar is None:
-            return
-        assert agent.tracker is not None
-        recent = agent.tracker.recent_mean()
-        self.bar.set_postfix_str(
-            f"return={recent:.1f}" if recent is not None else "return=n/a", refresh=False
-        )
-        self.bar.update(agent.env_steps - self.bar.n)
+        self._update()
 
-    def on_train_end(self, trainer: L.Trainer, agent: Agent) -> None:  # type: ignore[override]
+    def close(self) -> None:
+        self._stop.set()
         if self.bar is not None:
+            self._update()
             self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.close()
 
 
 def summarize_returns(returns: np.ndarray) -> dict[str, float]:

@@ -178,19 +178,27 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from d2rl import checkpoint
-    from d2rl.envs import make_vec_env
     from d2rl.evaluation import evaluate, record_video
-    from d2rl.train import build_agent
 
     path = checkpoint.resolve(cfg.checkpoint)
     state = checkpoint.load(path)
-    run_cfg = OmegaConf.create(state["config"])
+    if "policy" in state:
+        from d2rl.train import load_policy
+
+        agent, run_cfg = load_policy(state, int(cfg.seed))
+        env_steps = int(state["loop"]["env_steps"])
+    else:  # a checkpoint of an algorithm still on the legacy Agent path
+        from d2rl.envs import make_vec_env
+        from d2rl.legacy_train import build_agent
+
+        run_cfg = OmegaConf.create(state["config"])
+        probe = make_vec_env(run_cfg.env, int(cfg.seed), num_envs=1)
+        agent = build_agent(run_cfg, probe)
+        probe.close()
+        agent.load_state_dict(state["agent"])
+        agent.eval()
+        env_steps = int(state["counters"]["env_steps"])
     torch.set_num_threads(int(run_cfg.trainer.torch_threads))
-    probe = make_vec_env(run_cfg.env, int(cfg.seed), num_envs=1)
-    agent = build_agent(run_cfg, probe)
-    probe.close()
-    agent.load_state_dict(state["agent"])
-    agent.eval()
     returns = evaluate(
         agent,
         run_cfg.env,
@@ -201,7 +209,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     )
     out: dict[str, Any] = {
         "checkpoint": str(path),
-        "env_steps": int(state["counters"]["env_steps"]),
+        "env_steps": env_steps,
         "episodes": len(returns),
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),

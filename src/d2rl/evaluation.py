@@ -5,44 +5,81 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from d2rl.agent import Agent
+from d2rl.core import Policy
 from d2rl.envs import make_vec_env
+
+
+def as_obs_tensor(obs: np.ndarray) -> torch.Tensor:
+    """Env observations -> a tensor: uint8 pixels stay uint8, everything else float32."""
+    t = torch.as_tensor(obs)
+    return t if t.dtype in (torch.uint8, torch.float32) else t.float()
+
+
+class Actor:
+    """Acts with a Policy on numpy observations, carrying recurrent state across steps."""
+
+    def __init__(self, policy: Any, num_envs: int, deterministic: bool, action_space: gym.Space) -> None:
+        self.policy, self.deterministic = policy, deterministic
+        self.legacy = not isinstance(policy, Policy)  # a d2rl.agent.Agent (being ported)
+        self.state = None if self.legacy else policy.initial_state(num_envs)
+        box = isinstance(action_space, gym.spaces.Box)
+        self.bounds = (action_space.low, action_space.high) if box else None  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self.legacy:
+            return self.policy.act(obs, self.deterministic)  # type: ignore[no-any-return]
+        action, _, self.state = self.policy.act(as_obs_tensor(obs), self.state, not self.deterministic, 0)
+        out = action.numpy()
+        return np.clip(out, *self.bounds) if self.bounds is not None else out
+
+    def episode_ended(self, done: np.ndarray) -> None:
+        if self.state is not None and done.any():
+            self.state = self.policy.reset_state(self.state, torch.from_numpy(done))
 
 
 @torch.no_grad()
 def evaluate(
-    agent: Agent, env_cfg: Any, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16
+    policy: Any, env_cfg: Any, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16
 ) -> np.ndarray:
-    """Returns the undiscounted return of each of ``episodes`` episodes.
+    """Returns the undiscounted, unclipped return of each of ``episodes`` whole episodes.
 
     Each env of the eval vector env plays exactly one episode per round, so short episodes
-    are not over-represented.
+    are not over-represented. The policy acts in eval mode (batch norm, dropout).
     """
     returns: list[float] = []
     round_ = 0
-    while len(returns) < episodes:
-        n = min(max_envs, episodes - len(returns))
-        envs = make_vec_env(env_cfg, seed + 1000 * round_, num_envs=n, evaluation=True)
-        obs, _ = envs.reset(seed=seed + 1000 * round_)
-        ep_ret = np.zeros(n)
-        active = np.ones(n, dtype=bool)
-        while active.any():
-            obs, reward, terminated, truncated, _ = envs.step(agent.act(obs, deterministic))
-            ep_ret += reward * active
-            active &= ~(terminated | truncated)
-        envs.close()
-        returns.extend(ep_ret.tolist())
-        round_ += 1
+    was_training = policy.training
+    policy.eval()
+    try:
+        while len(returns) < episodes:
+            n = min(max_envs, episodes - len(returns))
+            envs = make_vec_env(env_cfg, seed + 1000 * round_, num_envs=n, evaluation=True)
+            actor = Actor(policy, n, deterministic, envs.single_action_space)
+            obs, _ = envs.reset(seed=seed + 1000 * round_)
+            ep_ret = np.zeros(n)
+            active = np.ones(n, dtype=bool)
+            while active.any():
+                obs, reward, terminated, truncated, _ = envs.step(actor(obs))
+                ep_ret += reward * active
+                done = terminated | truncated
+                active &= ~done
+                actor.episode_ended(done)
+            envs.close()
+            returns.extend(ep_ret.tolist())
+            round_ += 1
+    finally:
+        policy.train(was_training)
     return np.asarray(returns)
 
 
 @torch.no_grad()
-def record_video(agent: Agent, env_cfg: Any, video_dir: Path, seed: int, deterministic: bool = True) -> Path:
+def record_video(policy: Any, env_cfg: Any, video_dir: Path, seed: int, deterministic: bool = True) -> Path:
     """Record one episode to an mp4 with gymnasium's RecordVideo."""
-    import gymnasium as gym
     from gymnasium.wrappers import RecordVideo
 
     kwargs = dict(env_cfg.kwargs or {})
@@ -55,13 +92,17 @@ def record_video(agent: Agent, env_cfg: Any, video_dir: Path, seed: int, determi
         name_prefix="eval",
         disable_logger=True,
     )
+    actor = Actor(policy, 1, deterministic, env.action_space)
+    was_training = policy.training
+    policy.eval()
     obs, _ = env.reset(seed=seed)
     done = False
     while not done:
-        action = agent.act(np.asarray(obs)[None], deterministic)[0]
+        action = actor(np.asarray(obs)[None])[0]
         obs, _, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
     env.close()
+    policy.train(was_training)
     videos = sorted(video_dir.glob("eval*.mp4"))
     if not videos:
         raise RuntimeError(f"RecordVideo wrote no mp4 into {video_dir}")

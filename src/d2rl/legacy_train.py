@@ -1,7 +1,8 @@
-"""``train(cfg)``: the one place that reads the whole config and builds a run."""
+"""Transitional: the training path of algorithms still written as ``d2rl.agent.Agent`` (being ported to ``d2rl.core``)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import warnings
@@ -17,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from d2rl import checkpoint
 from d2rl.agent import Agent
-from d2rl.callbacks import CheckpointCallback, EvalCallback, MetricsCallback, ProgressBar, summarize_returns
-from d2rl.envs import action_space_kind, make_vec_env
+from d2rl.legacy_callbacks import CheckpointCallback, EvalCallback, MetricsCallback, ProgressBar, summarize_returns
+from d2rl.envs import action_space_kind, env_facts, make_vec_env
 from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
 from d2rl.registry import get_algorithm, get_network
@@ -57,6 +58,8 @@ def build_agent(cfg: DictConfig, envs: Any) -> Agent:
     # off-policy agents (class attribute `uses_replay = True`) also get the `replay` config group
     extra = {"replay_cfg": cfg.replay} if getattr(spec.agent_class, "uses_replay", False) else {}
     agent_class: Any = spec.agent_class
+    if "env_facts" in inspect.signature(agent_class.from_config).parameters:  # e.g. dqn's frame dedup
+        extra["env_facts"] = env_facts(envs)
     return agent_class.from_config(
         cfg.algo,
         network,

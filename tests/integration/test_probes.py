@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from d2rl import checkpoint
-from d2rl.envs import make_vec_env
-from d2rl.train import build_agent, train
+from d2rl.train import load_policy, train
 
 PPO_PROBE = [
     "~tuned",
@@ -29,21 +28,18 @@ PPO_PROBE = [
 def _trained(make_cfg, tmp_path: Path, probe: str, *extra: str):  # type: ignore[no-untyped-def]
     cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *PPO_PROBE, *extra)
     train(cfg)
-    state = checkpoint.load(tmp_path / "run")
-    envs = make_vec_env(cfg.env, 0, num_envs=1)
-    agent = build_agent(cfg, envs)
-    agent.load_state_dict(state["agent"])
-    return agent
+    policy, _ = load_policy(checkpoint.load(tmp_path / "run"))  # as an evaluator would: no learner state
+    return policy
 
 
 def _v(agent, *obs: float) -> list[float]:  # type: ignore[no-untyped-def]
     with torch.no_grad():
-        return agent.model.value(torch.tensor([[o] for o in obs])).tolist()
+        return agent.value(torch.tensor([[o] for o in obs])).tolist()
 
 
 def _pi(agent, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
     with torch.no_grad():
-        return agent.policy(torch.tensor([[o] for o in obs]), deterministic=True).tolist()
+        return agent.act(torch.tensor([[o] for o in obs]), explore=False)[0].tolist()
 
 
 def test_constant_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -73,8 +73,8 @@ def test_same_seed_same_result(make_cfg, tmp_path: Path) -> None:  # type: ignor
     a = train(make_cfg(*SMALL, output_dir=tmp_path / "a"))
     b = train(make_cfg(*SMALL, output_dir=tmp_path / "b"))
     sa, sb = checkpoint.load(tmp_path / "a"), checkpoint.load(tmp_path / "b")
-    for k, v in sa["agent"].items():
-        assert torch.equal(v, sb["agent"][k]), k
+    for k, v in sa["learner"].items():
+        assert torch.equal(v, sb["learner"][k]), k
     assert a["eval/return_mean"] == b["eval/return_mean"]
 
 
@@ -84,8 +84,8 @@ class _StopAfter(L.Callback):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def on_train_batch_end(self, trainer, agent, outputs, batch, batch_idx):  # type: ignore[no-untyped-def]
-        if agent.iteration >= self.n:
+    def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx):  # type: ignore[no-untyped-def]
+        if batch_idx + 1 >= self.n:
             raise RuntimeError("simulated crash")
 
 
@@ -94,9 +94,11 @@ class _CheckStart(L.Callback):
         self.expected, self.expected_opt = expected, expected_opt
         self.seen_steps: int | None = None
 
-    def on_train_start(self, trainer, agent) -> None:  # type: ignore[no-untyped-def]
-        self.seen_steps = agent.env_steps
-        for k, v in agent.state_dict().items():
+    def on_train_batch_start(self, trainer, learner, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        if self.seen_steps is not None:
+            return
+        self.seen_steps = batch.env_steps - batch.num_steps * batch.num_envs  # before this rollout
+        for k, v in learner.state_dict().items():
             assert torch.equal(v, self.expected[k]), k
         got = trainer.optimizers[0].state_dict()["state"]
         for pid, s in self.expected_opt["state"].items():
@@ -109,8 +111,8 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path: Path) -> 
         train(cfg, callbacks=[_StopAfter(3)])  # 3 x 256 steps: checkpoint at 512, crash at 768
     run = tmp_path / "run"
     saved = checkpoint.load(run)
-    assert saved["counters"]["env_steps"] == 512
-    check = _CheckStart(saved["agent"], saved["optimizers"][0])
+    assert saved["loop"]["env_steps"] == 512
+    check = _CheckStart(saved["learner"], saved["optimizers"][0])
     out = train(
         make_cfg("trainer.progress_bar=false", f"resume={run}", output_dir=tmp_path / "ignored"),
         callbacks=[check],
@@ -120,8 +122,8 @@ def test_resume_continues_from_the_last_checkpoint(make_cfg, tmp_path: Path) -> 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] == 2048 and summary["resumed_from"].endswith("last.pt")
     final = checkpoint.load(run)
-    assert final["counters"]["env_steps"] == 2048 and final["counters"]["iteration"] == 8
-    assert any(not torch.equal(v, saved["agent"][k]) for k, v in final["agent"].items())
+    assert final["loop"]["env_steps"] == 2048 and final["loop"]["round"] == 8
+    assert any(not torch.equal(v, saved["learner"][k]) for k, v in final["learner"].items())
     steps = [float(r["env_step"]) for r in csv.DictReader((run / "metrics.csv").open())]
     assert (
         steps == sorted(steps) and steps[-1] == 2048
@@ -135,10 +137,10 @@ def test_load_from_initialises_weights_only(make_cfg, tmp_path: Path) -> None:  
     seen: dict[str, int] = {}
 
     class Peek(L.Callback):
-        def on_train_start(self, trainer, agent) -> None:  # type: ignore[no-untyped-def]
-            seen["steps"] = agent.env_steps
-            for k, v in agent.state_dict().items():
-                assert torch.equal(v, first["agent"][k]), k
+        def on_train_start(self, trainer, learner) -> None:  # type: ignore[no-untyped-def]
+            seen["steps"] = 0
+            for k, v in learner.state_dict().items():
+                assert torch.equal(v, first["learner"][k]), k
 
     out = train(
         make_cfg(*SMALL, f"load_from={tmp_path / 'first'}", output_dir=tmp_path / "second"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,3 +91,99 @@ def minibatches(
     for i in range(num_minibatches):
         idx = perm[i * mb : (i + 1) * mb]
         yield {k: v[idx] for k, v in batch.items()}
+
+
+class RolloutStorage:
+    """On-policy storage: ``[T, N, ...]`` tensors for the standard fields (``obs``, ``action``,
+    ``reward``, ``terminated``, ``truncated``, ``first``: the obs starts an episode) and the
+    ``extras`` the algorithm declares (name -> (shape, dtype), e.g. ``logprob``, ``value``), plus
+    the real final observations of episodes truncated inside the rollout (to bootstrap them)."""
+
+    def __init__(
+        self,
+        num_steps: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: torch.dtype,
+        action_shape: tuple[int, ...],
+        action_dtype: torch.dtype,
+        extras: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None,
+    ) -> None:
+        T, N = num_steps, num_envs
+        self.num_steps, self.num_envs = T, N
+        fields: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
+            "obs": (obs_shape, obs_dtype),
+            "action": (action_shape, action_dtype),
+            "reward": ((), torch.float32),
+            "terminated": ((), torch.bool),
+            "truncated": ((), torch.bool),
+            "first": ((), torch.bool),
+            **(extras or {}),
+        }
+        self.data = {k: torch.zeros((T, N, *shape), dtype=dt) for k, (shape, dt) in fields.items()}
+        self.final_obs: list[torch.Tensor] = []
+        self.final_index: list[tuple[int, int]] = []
+
+    def reset(self) -> None:
+        self.final_obs, self.final_index = [], []
+
+    def add_final(self, t: int, env: int, obs: torch.Tensor) -> None:
+        """The real last observation of env ``env``'s episode, truncated at step ``t``."""
+        self.final_obs.append(obs)
+        self.final_index.append((t, env))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}  # a rollout is consumed by the update that follows it; nothing to resume
+
+
+@dataclass
+class Rollout:
+    """What an on-policy learner's ``training_step`` receives.
+
+    ``data``: ``[T, N, ...]`` fields; ``last_obs [N, *obs]``: the observation after the last step;
+    ``final_obs [K, *obs]`` with ``final_t``, ``final_env`` ``[K]``: real last observations of
+    episodes truncated at those steps; ``initial_state``: the policy's recurrent state at step 0.
+    ``round``/``total_rounds`` count learner steps (for schedules such as lr annealing).
+    """
+
+    data: dict[str, torch.Tensor]
+    last_obs: torch.Tensor
+    final_obs: torch.Tensor | None
+    final_t: torch.Tensor
+    final_env: torch.Tensor
+    initial_state: Any
+    round: int
+    total_rounds: int
+    env_steps: int
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.data["reward"].shape[0])
+
+    @property
+    def num_envs(self) -> int:
+        return int(self.data["reward"].shape[1])
+
+
+def make_rollout(
+    storage: RolloutStorage,
+    last_obs: torch.Tensor,
+    initial_state: Any,
+    round_: int,
+    total_rounds: int,
+    env_steps: int,
+) -> Rollout:
+    """Package what ``storage`` holds after a full collection."""
+    final = torch.stack(storage.final_obs) if storage.final_obs else None
+    idx = torch.tensor(storage.final_index, dtype=torch.long).reshape(-1, 2)
+    return Rollout(
+        data=storage.data,
+        last_obs=last_obs,
+        final_obs=final,
+        final_t=idx[:, 0],
+        final_env=idx[:, 1],
+        initial_state=initial_state,
+        round=round_,
+        total_rounds=total_rounds,
+        env_steps=env_steps,
+    )

@@ -1,0 +1,50 @@
+"""Proximal Policy Optimization (Schulman et al. 2017, arXiv:1707.06347).
+
+Implementation details follow the reference baselines (openai/baselines ppo2, as catalogued by
+Huang et al. 2022, "The 37 Implementation Details of PPO"): vectorised envs, GAE (Schulman et
+al. 2016), per-minibatch advantage normalisation, clipped surrogate, optional value clipping,
+entropy bonus, global gradient-norm clipping, linear learning-rate annealing, Adam eps 1e-5,
+orthogonal init, optional observation normalisation and return-based reward scaling.
+
+Deviations: a time-limit truncation is bootstrapped with ``gamma * V(final_obs)`` (as in
+stable-baselines3) instead of being treated as termination; defaults are tuned for CartPole
+(see ``PPOConfig``); the baselines' values are noted per field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from d2rl.specs import AlgorithmSpec
+
+
+@dataclass
+class PPOConfig:
+    name: str = "ppo"
+    lr: float = 2.5e-4  # baselines Atari/classic: 2.5e-4
+    anneal_lr: bool = True  # linear decay to 0 over the run
+    num_steps: int = 128  # rollout length per env (baselines: 128)
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+    clip_coef: float = 0.2
+    clip_vloss: bool = True  # value clipping (baselines: on)
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None  # stop the epoch loop early above this approx KL
+    adam_eps: float = 1e-5
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    shared_encoder: bool = False  # one encoder for actor and critic (baselines' Atari CNN): half the cost
+
+
+SPEC = AlgorithmSpec(
+    name="ppo",
+    config_class=PPOConfig,
+    builder="d2rl.algorithms.ppo.learner:build",
+    action_spaces=("discrete", "box"),
+    description="Proximal Policy Optimization (Schulman et al. 2017)",
+)

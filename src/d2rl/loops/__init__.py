@@ -1,0 +1,1 @@
+"""Loops: how experience is gathered (``distributed=local``; the Ray loops plug in beside it)."""
