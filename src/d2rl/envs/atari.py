@@ -284,4 +284,12 @@ SPEC = EnvSuiteSpec(
     requires=("ale_py",),
     install_hint="pip install 'd2rl[atari]'",
     description="Atari 2600 games via ale-py (native batched C++ vector env; gymnasium fallback)",
+    # the smoke matrix: without lives (Pong) and with (Breakout), both backends. 64 agent steps is
+    # shorter than any Breakout game (5 lives of >= 17 steps each, measured with random play), so
+    # every whole game ends at the cap, while a life is lost within it in most games.
+    smoke=tuple(
+        f"env=atari_{game} env.kwargs.backend={backend} env.max_episode_steps=64"
+        for game in ("pong", "breakout")
+        for backend in ("native", "gymnasium")
+    ),
 )

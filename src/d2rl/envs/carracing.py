@@ -115,4 +115,9 @@ SPEC = EnvSuiteSpec(
     requires=("Box2D",),
     install_hint="pip install 'd2rl[box2d]'",
     description="CarRacing from pixels (Box2D), continuous or discrete actions, action repeat",
+    # the smoke matrix: continuous and discrete actions
+    smoke=(
+        "env=carracing env.max_episode_steps=50",
+        "env=carracing env.kwargs.continuous=false env.max_episode_steps=50",
+    ),
 )

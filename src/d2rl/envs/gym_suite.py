@@ -63,4 +63,12 @@ SPEC = EnvSuiteSpec(
     name="gym",
     make_vec=make_vec,
     description="any registered gymnasium id (classic control, Box2D, MuJoCo, toy text)",
+    # the smoke matrix: classic control, Box2D (discrete and continuous), MuJoCo
+    smoke=(
+        "env=cartpole",
+        "env=pendulum",
+        "env=lunarlander env.max_episode_steps=100",
+        "env=lunarlander_continuous env.max_episode_steps=100",
+        "env=reacher",
+    ),
 )

@@ -190,4 +190,6 @@ SPEC = EnvSuiteSpec(
     requires=("procgen",),
     install_hint="pip install 'd2rl[procgen]'",
     description="the 16 Procgen games (procgen-mirror, gym3 API) with train/test level splits",
+    # the smoke matrix (episode length is the game's own: env.max_episode_steps is refused)
+    smoke=("env=procgen_coinrun network=impala_resnet network.channels=[8,8,8] network.features=32",),
 )
