@@ -49,4 +49,9 @@ class MLP(nn.Module):
 
 
 def build(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> MLP:
-    return MLP(math.prod(obs_shape), list(cfg.hidden_sizes), cfg.activation)
+    net = MLP(math.prod(obs_shape), list(cfg.hidden_sizes), cfg.activation)
+    if getattr(cfg, "spectral_norm", False):  # network.spectral_norm=true (Miyato et al. 2018)
+        from d2rl.modules.regularization import apply_spectral_norm
+
+        apply_spectral_norm(net)
+    return net
