@@ -84,24 +84,9 @@ def _train_app(cfg: DictConfig) -> float:
 
 def yaml_options(group: str) -> set[str]:
     """Names of the YAML configs of ``group`` in d2rl's conf/ and in every plugin's search path."""
-    from importlib.resources import files
-
     from d2rl import registry
 
-    dirs: list[Any] = [Path(__file__).parent / "conf" / group]
-    for path in registry.config_search_paths():
-        scheme, _, where = path.partition("://")
-        try:
-            dirs.append(files(where) / group if scheme == "pkg" else Path(where) / group)
-        except (ImportError, TypeError):  # a plugin's missing package: Hydra reports it when composing
-            continue
-    return {
-        d.name[: -len(".yaml")]
-        for base in dirs
-        if base.is_dir()
-        for d in base.iterdir()
-        if d.name.endswith(".yaml")
-    }
+    return set(registry.yaml_files(group))
 
 
 def _check_choices(argv: list[str]) -> None:

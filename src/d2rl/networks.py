@@ -98,6 +98,11 @@ class MLPConfig(EncoderOptions):
 
 
 @dataclass
+class IdentityConfig(EncoderOptions):
+    name: str = "identity"
+
+
+@dataclass
 class NatureCNNConfig(ConvOptions):
     name: str = "nature_cnn"
     features: int = 512
@@ -152,6 +157,13 @@ MLP = NetworkSpec(
     builder="d2rl.modules.mlp:build",
     accepts=("vector",),
     description="fully connected encoder",
+)
+IDENTITY = NetworkSpec(
+    name="identity",
+    config_class=IdentityConfig,
+    builder="d2rl.modules.mlp:build_identity",
+    accepts=("vector",),
+    description="the observation itself, flattened (SAC/TD3/DDPG's default: their MLPs read raw states)",
 )
 NATURE_CNN = NetworkSpec(
     name="nature_cnn",

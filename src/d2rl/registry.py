@@ -173,20 +173,89 @@ def config_search_paths() -> list[str]:
     return paths
 
 
+def yaml_files(group: str) -> dict[str, Any]:
+    """``{name: file}`` of the YAML configs of ``group`` in d2rl's conf/ and every plugin's search
+    path (the first found wins, as in Hydra's search path)."""
+    from importlib.resources import files
+    from pathlib import Path
+
+    dirs: list[Any] = [Path(__file__).parent / "conf" / group]
+    for path in config_search_paths():
+        scheme, _, where = path.partition("://")
+        try:
+            dirs.append(files(where) / group if scheme == "pkg" else Path(where) / group)
+        except (ImportError, TypeError):  # a plugin's missing package: Hydra reports it when composing
+            continue
+    out: dict[str, Any] = {}
+    for base in dirs:
+        if base.is_dir():
+            for f in base.iterdir():
+                if f.name.endswith(".yaml"):
+                    out.setdefault(f.name[: -len(".yaml")], f)
+    return out
+
+
+def preset_bases() -> dict[str, str]:
+    """``{preset: algorithm}`` for the algo YAML presets (``rainbow`` -> ``dqn``), followed through
+    presets of presets to the registered algorithm their defaults list starts from."""
+    import yaml
+
+    direct: dict[str, str] = {}
+    for name, f in yaml_files("algo").items():
+        try:
+            defaults = (yaml.safe_load(f.read_text()) or {}).get("defaults") or []
+        except (OSError, yaml.YAMLError):
+            continue
+        first = next((d for d in defaults if isinstance(d, str) and d != "_self_"), None)
+        if first:
+            direct[name] = first
+    out = {}
+    for name, base in direct.items():
+        seen = {name}
+        while base in direct and base not in seen:
+            seen.add(base)
+            base = direct[base]
+        out[name] = base
+    return out
+
+
 def register_config_nodes() -> list[str]:
     """Store each algorithm's and network's config dataclass in Hydra's ConfigStore.
 
-    ``algo=<name>`` and ``network=<name>`` then compose (and validate) with no YAML file.
-    Returns the extra config search paths plugins ask for (added to Hydra's search path by
-    ``hydra_plugins.d2rl_searchpath``).
+    ``algo=<name>`` and ``network=<name>`` then compose (and validate) with no YAML file. An
+    algorithm's ``default_network`` becomes an override in its ``algo`` node (pixel env presets,
+    later in the defaults list, and ``network=`` win over it); its ``env_defaults`` an
+    ``algo_env/<name>`` node (also for its presets); a ``tuned/<algo>_<env>`` file also applies to
+    the algorithm's presets that have none of their own. Returns the extra config search paths
+    plugins ask for (added to Hydra's search path by ``hydra_plugins.d2rl_searchpath``).
     """
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     cs = ConfigStore.instance()
-    for name, entry in algorithms().entries.items():
-        cs.store(group="algo", name=name, node=_node(entry.spec.config_class, name))
+    algos = algorithms().entries
+    for name, entry in algos.items():
+        node = _node(entry.spec.config_class, name)
+        default_network = getattr(entry.spec, "default_network", None)
+        if default_network:
+            cs.store(group="algo_schema", name=name, node=node, package="algo")
+            overrides = [{"/algo_schema": name}, {"override /network@_global_.network": default_network}]
+            cs.store(group="algo", name=name, node={"defaults": [*overrides, "_self_"]})
+        else:
+            cs.store(group="algo", name=name, node=node)
     for name, nentry in networks().entries.items():
         cs.store(group="network", name=name, node=_node(nentry.spec.config_class, name))
+    presets = preset_bases()
+    for alias, base in [(n, n) for n in algos] + list(presets.items()):
+        env_defaults = getattr(algos[base].spec, "env_defaults", None) if base in algos else None
+        if env_defaults:
+            cs.store(group="algo_env", name=alias, package="_global_", node={"env": dict(env_defaults)})
+    tuned = yaml_files("tuned")
+    for preset, base in presets.items():
+        for tname, f in tuned.items():
+            if tname.startswith(base + "_") and f"{preset}{tname[len(base):]}" not in tuned:
+                node = OmegaConf.create(f.read_text())
+                cs.store(group="tuned", name=f"{preset}{tname[len(base):]}", package="_global_", node=node)
     return config_search_paths()
 
 

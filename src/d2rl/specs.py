@@ -35,8 +35,9 @@ class AlgorithmSpec:
     ``builder`` (``"pkg.module:build"``) is called as ``build(cfg, ctx)`` with the algorithm's
     config dataclass and a ``d2rl.core.BuildContext``, and returns a ``d2rl.core.Built``
     (Learner holding its Policy, Storage, schedule). ``env_defaults`` are ``env.*`` values the
-    algorithm prefers (e.g. A2C's ``{"num_envs": 8}``); env presets, tuned files and the command
-    line override them.
+    algorithm prefers (e.g. A2C's ``{"num_envs": 8}``) over env presets' values; tuned files and
+    the command line override them. ``default_network`` is the network used when neither the env
+    preset (pixel suites pick theirs) nor ``network=`` names one.
     """
 
     name: str
@@ -45,6 +46,7 @@ class AlgorithmSpec:
     action_spaces: tuple[str, ...]  # of "discrete", "box", "multi_discrete", "multi_binary"
     observations: tuple[str, ...] = OBSERVATION_KINDS  # what it learns from: "vector", "pixels"
     env_defaults: Mapping[str, Any] = field(default_factory=dict)
+    default_network: str | None = None  # e.g. "identity"; pixel env presets and network= override it
     description: str = ""
     config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
 

@@ -24,7 +24,10 @@ def _group_with(monkeypatch: pytest.MonkeyPatch, eps: list[EntryPoint]) -> regis
     monkeypatch.setattr(registry, "entry_points", lambda group: eps)
     registry.load_group.cache_clear()
     try:
-        with pytest.warns(UserWarning):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a broken plugin is reported by name, never as a warning
             return registry.load_group(registry.ALGORITHMS)
     finally:
         monkeypatch.undo()
@@ -34,12 +37,12 @@ def _group_with(monkeypatch: pytest.MonkeyPatch, eps: list[EntryPoint]) -> regis
 def test_broken_plugin_is_named_and_others_survive(monkeypatch: pytest.MonkeyPatch) -> None:
     good = EntryPoint("ppo", "d2rl.algorithms.ppo:SPEC", registry.ALGORITHMS)
     bad = EntryPoint("broken", "no_such_module_xyz:SPEC", registry.ALGORITHMS)
-    wrong = EntryPoint("wrong", "d2rl.modules.mlp:SPEC", registry.ALGORITHMS)  # a NetworkSpec
+    wrong = EntryPoint("wrong", "d2rl.networks:MLP", registry.ALGORITHMS)  # a NetworkSpec
     group = _group_with(monkeypatch, [good, bad, wrong])
     assert "ppo" in group.entries
     with pytest.raises(D2RLError, match="plugin 'broken'.*failed to load.*ModuleNotFoundError"):
         group.get("broken", "algorithm")
-    with pytest.raises(D2RLError, match="plugin 'wrong'.*expected d2rl.registry.AlgorithmSpec"):
+    with pytest.raises(D2RLError, match="plugin 'wrong'.*expected d2rl.specs.AlgorithmSpec"):
         group.get("wrong", "algorithm")
 
 
@@ -53,3 +56,23 @@ def test_duplicate_names_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     group = _group_with(monkeypatch, [a, b])
     with pytest.raises(D2RLError, match="registered by several packages.*pkg-a, pkg-b"):
         group.get("ppo", "algorithm")
+
+
+def test_config_search_path_that_does_not_resolve_is_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import sys
+    import types
+
+    from d2rl.algorithms.a2c import SPEC as A2C
+
+    mod = types.ModuleType("d2rl_fake_plugin_xyz")
+    mod.SPEC = dataclasses.replace(A2C, name="fake", config_search_path="pkg://no_such_pkg_xyz.conf")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "d2rl_fake_plugin_xyz", mod)
+    group = _group_with(monkeypatch, [EntryPoint("fake", "d2rl_fake_plugin_xyz:SPEC", registry.ALGORITHMS)])
+    with pytest.raises(D2RLError, match="config_search_path 'pkg://no_such_pkg_xyz.conf' does not resolve"):
+        group.get("fake", "algorithm")
+
+
+def test_presets_follow_their_algorithm() -> None:
+    bases = registry.preset_bases()
+    assert bases["rainbow"] == "dqn" and bases["miqn"] == "dqn"

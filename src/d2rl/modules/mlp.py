@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from d2rl.networks import MLPConfig
+from d2rl.networks import IdentityConfig, MLPConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
@@ -55,3 +55,18 @@ def build(cfg: MLPConfig, obs_shape: tuple[int, ...]) -> MLP:
 
         apply_spectral_norm(net)
     return net
+
+
+class Flatten(nn.Module):
+    """``[B, *obs_shape]`` -> ``[B, prod(obs_shape)]`` as float: the observation is the feature."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.out_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).float()
+
+
+def build_identity(cfg: IdentityConfig, obs_shape: tuple[int, ...]) -> Flatten:
+    return Flatten(math.prod(obs_shape))

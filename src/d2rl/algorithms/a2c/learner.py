@@ -1,0 +1,81 @@
+"""A2C's loss and learner (config and paper notes in ``d2rl.algorithms.a2c``)."""
+
+from __future__ import annotations
+
+import torch
+
+from d2rl.algorithms.a2c import A2CConfig
+from d2rl.algorithms.on_policy import (
+    ActorCriticPolicy,
+    advantages,
+    build_actor_critic,
+    explained_variance,
+    rollout_storage,
+)
+from d2rl.buffers.rollout import Rollout
+from d2rl.core import BuildContext, Built, Learner, RolloutSchedule
+from d2rl.modules.normalization import ReturnScaler
+
+
+def a2c_loss(
+    logprob: torch.Tensor,
+    advantage: torch.Tensor,
+    value: torch.Tensor,
+    ret: torch.Tensor,
+    entropy: torch.Tensor,
+    vf_coef: float,
+    ent_coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``-E[log pi(a|s) A] + vf_coef * E[(R - V)^2] - ent_coef * E[H]`` (all ``[B]``; A detached)."""
+    pg_loss = -(logprob * advantage.detach()).mean()
+    v_loss = (ret - value).square().mean()  # SB3: F.mse_loss(returns, values)
+    ent = entropy.mean()
+    loss = pg_loss + vf_coef * v_loss - ent_coef * ent
+    return loss, {"loss/policy": pg_loss.detach(), "loss/value": v_loss.detach(), "loss/entropy": ent.detach()}
+
+
+class A2CLearner(Learner):
+    """One RMSprop step per rollout."""
+
+    def __init__(self, policy: ActorCriticPolicy, cfg: A2CConfig, num_envs: int) -> None:
+        super().__init__()
+        self.policy, self.cfg = policy, cfg
+        self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        c = self.cfg
+        return torch.optim.RMSprop(self.policy.parameters(), lr=c.lr, alpha=c.rms_alpha, eps=c.rms_eps)
+
+    def training_step(self, rollout: Rollout, batch_idx: int) -> dict[str, float]:
+        cfg, model = self.cfg, self.policy.model
+        adv, ret = advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
+        (opt,) = self.raw_optimizers()
+        lr = cfg.lr * (1.0 - rollout.round / rollout.total_rounds) if cfg.anneal_lr else cfg.lr
+        for group in opt.param_groups:
+            group["lr"] = lr
+        d, B = rollout.data, rollout.num_steps * rollout.num_envs
+        logprob, entropy, value = model.evaluate(
+            d["obs"].reshape(B, *d["obs"].shape[2:]), d["action"].reshape(B, *d["action"].shape[2:])
+        )
+        a, r = adv.reshape(B), ret.reshape(B)
+        if cfg.norm_adv:
+            a = (a - a.mean()) / (a.std() + 1e-8)
+        loss, metrics = a2c_loss(logprob, a, value, r, entropy, cfg.vf_coef, cfg.ent_coef)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.policy.parameters()), cfg.max_grad_norm, foreach=True)
+        opt.step()
+        out = {k: float(v) for k, v in metrics.items()}
+        out["stats/explained_variance"] = explained_variance(d["value"].reshape(B), r)
+        out["train/lr"] = lr
+        return out
+
+
+def build(cfg: A2CConfig, ctx: BuildContext) -> Built:
+    ctx.require(("discrete", "box"), "a2c")
+    policy = ActorCriticPolicy(build_actor_critic(ctx, cfg.shared_encoder), ctx.obs_shape, cfg.normalize_obs)
+    return Built(
+        learner=A2CLearner(policy, cfg, ctx.num_envs),
+        storage=rollout_storage(ctx, cfg.num_steps, cfg.normalize_obs),
+        schedule=RolloutSchedule(cfg.num_steps),
+    )
