@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -92,10 +95,27 @@ def test_learns_the_corridor(make_cfg) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_learns_cartpole(make_cfg) -> None:  # type: ignore[no-untyped-def]
-    cfg = make_cfg("algo=reinforce", "env=cartpole", "seed=1", "trainer.final_eval_episodes=20")
+    """REINFORCE reaches a 10-episode evaluation of >= 450 within 100k env steps.
+
+    Robust across seeds rather than machine-independent: the run is seeded and single-threaded
+    (``trainer.torch_threads=1``), but floating-point results differ between CPUs, and a changed
+    trajectory behaves like another seed. REINFORCE with a constant learning rate keeps
+    oscillating after it learns (seed 1's final 20-episode evaluation after 150k steps was 489.5
+    on the machine that wrote this test and 217 on another), so the test asserts the best of the
+    evaluations every 10k env steps, not the last one. Measured with the tuned settings, seeds
+    1-10: every seed reached >= 450 by 60k env steps (first 40k-60k; each reached 500) and 3 of
+    10 fell below 400 at some later evaluation.
+    """
+    cfg = make_cfg(
+        "algo=reinforce", "env=cartpole", "seed=1", "trainer.torch_threads=1",
+        "trainer.total_env_steps=100000", "trainer.eval_period_env_steps=10000",
+        "trainer.eval_episodes=10", "trainer.final_eval_episodes=10",
+    )  # fmt: skip
     assert cfg.algo.lr == pytest.approx(2e-3)  # the plugin's tuned/reinforce_cartpole.yaml applied
     result = train(cfg)
-    assert result["eval/return_mean"] >= 400
+    with (Path(result["run_dir"]) / "metrics.csv").open(newline="") as f:
+        evals = [float(r["eval/return_mean"]) for r in csv.DictReader(f) if r.get("eval/return_mean")]
+    assert len(evals) >= 9 and max(evals) >= 450, evals
 
 
 def test_box_actions_train_and_stay_in_bounds(make_cfg) -> None:  # type: ignore[no-untyped-def]
