@@ -7,9 +7,7 @@ episode and a truncated episode can be bootstrapped from its real final observat
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -17,53 +15,10 @@ import numpy as np
 import torch
 
 from d2rl.buffers.rollout import RolloutBuffer
+from d2rl.envs import env_facts
+from d2rl.episodes import EpisodeTracker
 
-
-@dataclass
-class EpisodeTracker:
-    """Per-env running return/length of the raw (unnormalised) reward."""
-
-    num_envs: int
-    window: int = 20
-    returns: np.ndarray = field(init=False)
-    lengths: np.ndarray = field(init=False)
-    finished: list[tuple[float, int]] = field(default_factory=list)  # since the last drain
-    recent: deque[float] = field(init=False)
-    episodes: int = 0
-
-    def __post_init__(self) -> None:
-        self.returns = np.zeros(self.num_envs, dtype=np.float64)
-        self.lengths = np.zeros(self.num_envs, dtype=np.int64)
-        self.recent = deque(maxlen=self.window)
-
-    def step(self, reward: np.ndarray, done: np.ndarray, info: dict | None = None) -> None:
-        """``info["episode"]`` (``{"r": [N], "l": [N]}`` with mask ``info["_episode"]``, gymnasium's
-        RecordEpisodeStatistics layout), when the env gives it, is preferred to the summed reward:
-        suites that clip rewards or end episodes at a life loss report whole-game, unclipped values there.
-        """
-        self.returns += reward
-        self.lengths += 1
-        if info is not None and "episode" in info:
-            ended = np.asarray(info["_episode"], dtype=bool)
-            ep = info["episode"]
-            for i in np.flatnonzero(ended):
-                self.finished.append((float(ep["r"][i]), int(ep["l"][i])))
-                self.recent.append(float(ep["r"][i]))
-            self.episodes += int(ended.sum())
-        elif done.any():
-            for i in np.flatnonzero(done):
-                self.finished.append((float(self.returns[i]), int(self.lengths[i])))
-                self.recent.append(float(self.returns[i]))
-            self.episodes += int(done.sum())
-        self.returns[done] = 0.0
-        self.lengths[done] = 0
-
-    def drain(self) -> list[tuple[float, int]]:
-        out, self.finished = self.finished, []
-        return out
-
-    def recent_mean(self) -> float | None:
-        return float(np.mean(self.recent)) if self.recent else None
+__all__ = ["EpisodeTracker", "RolloutCollector"]
 
 
 class RolloutCollector:
@@ -82,7 +37,7 @@ class RolloutCollector:
         self.envs = envs
         self.act, self.value, self.normalize_obs, self.scale_reward = act, value, normalize_obs, scale_reward
         self.gamma = gamma
-        self.tracker = EpisodeTracker(envs.num_envs)
+        self.tracker = EpisodeTracker(envs.num_envs, episode_stats=env_facts(envs).episode_stats)
         space: Any = envs.single_action_space
         self.box_action = isinstance(space, gym.spaces.Box)
         self.low = torch.as_tensor(space.low) if self.box_action else None

@@ -2,7 +2,8 @@
 
 Where an episode ends, the step returns the next episode's first obs and the real last obs in
 ``info["final_obs"]``; that final obs is stored as the transition's ``next_obs`` (so a truncated
-episode bootstraps from it) and the reset obs starts the next transition.
+episode bootstraps from it) and the reset obs starts the next transition. A life loss in a
+running game (``info["life_loss"]``) is passed to the buffer as ``frames_continue``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import gymnasium as gym
 import numpy as np
 
 from d2rl.buffers.replay import ReplayBuffer
-from d2rl.collector import EpisodeTracker
+from d2rl.envs import env_facts
+from d2rl.episodes import EpisodeTracker
 
 
 class TransitionCollector:
@@ -22,7 +24,7 @@ class TransitionCollector:
 
     def __init__(self, envs: gym.vector.VectorEnv, seed: int) -> None:
         self.envs = envs
-        self.tracker = EpisodeTracker(envs.num_envs)
+        self.tracker = EpisodeTracker(envs.num_envs, episode_stats=env_facts(envs).episode_stats)
         self.timings = {"env": 0.0, "act": 0.0, "store": 0.0}
         self.obs, _ = envs.reset(seed=seed)
 
@@ -51,8 +53,10 @@ class TransitionCollector:
                 final = info["final_obs"]
                 for i in np.flatnonzero(done):
                     real_next[i] = final[i]
-            buffer.add(obs, action, reward, real_next, terminated, truncated)
-            tracker.step(reward, done)
+            buffer.add(
+                obs, action, reward, real_next, terminated, truncated, frames_continue=info.get("life_loss")
+            )
+            tracker.step(reward, done, info)
             obs = next_obs
             t3 = clock()
             timings["act"] += t1 - t0

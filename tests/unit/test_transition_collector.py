@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 from d2rl.buffers.replay import ReplayBuffer
 from d2rl.transition_collector import TransitionCollector
@@ -50,3 +51,57 @@ def test_truncated_episodes_keep_their_final_obs() -> None:
     # ... and is not the next episode's reset obs, which starts the row after it
     reset = buf.obs[(rows + 2) % buf.rows, env_ids]
     assert not np.allclose(b["next_obs"].numpy(), reset)
+
+
+class _GameRecorder(gym.vector.VectorWrapper):
+    """Sits under the Atari suite's training wrapper: sees raw rewards and whole games."""
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        super().__init__(env)
+        self.ret, self.len = np.zeros(env.num_envs), np.zeros(env.num_envs, dtype=int)
+        self.games: list[tuple[float, int]] = []
+
+    def step(self, actions):  # type: ignore[no-untyped-def]
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        self.ret += reward
+        self.len += 1
+        for i in np.flatnonzero(terminated | truncated):
+            self.games.append((float(self.ret[i]), int(self.len[i])))
+            self.ret[i], self.len[i] = 0.0, 0
+        return obs, reward, terminated, truncated, info
+
+
+def test_breakout_episodes_are_whole_unclipped_games() -> None:
+    """Training Breakout ends a learner episode at every life loss and clips rewards; the
+    off-policy tracker must count games and report their raw returns, while the replay keeps
+    the learner's episodes and clipped rewards (whole stacks here; frame dedup: tests/unit/envs)."""
+    pytest.importorskip("ale_py")
+    from omegaconf import OmegaConf
+
+    from d2rl.buffers import make_replay
+    from d2rl.config import ReplayConfig
+    from d2rl.envs import env_facts
+    from d2rl.envs.atari import make_vec
+
+    cfg = {"id": "breakout", "max_episode_steps": None, "vectorization": "sync", "kwargs": {}}
+    envs = make_vec(OmegaConf.create(cfg), 1)
+    recorder = envs.env = _GameRecorder(envs.env)
+    buf = make_replay(
+        ReplayConfig(kind="uniform", capacity=2000, dedup_frames=False),
+        envs.single_observation_space,
+        envs.single_action_space,
+        1,
+        n_step=1,
+        gamma=0.99,
+        facts=env_facts(envs),
+    )
+    c = TransitionCollector(envs, seed=0)
+    rng = np.random.default_rng(0)
+    c.collect(buf, 1500, lambda obs, t: rng.integers(0, 4, len(obs)))
+    envs.close()
+    finished = c.tracker.drain()
+    assert len(recorder.games) >= 2
+    assert finished == recorder.games and c.tracker.episodes == len(recorder.games)
+    ends = int(buf.terminated.sum())
+    assert 5 * len(recorder.games) <= ends < 5 * (len(recorder.games) + 1)  # 5 lives a game
+    assert set(np.unique(buf.reward)) <= {0.0, 1.0}  # the learner's rewards stay clipped

@@ -13,9 +13,14 @@ or reject where the ring has overwritten a neighbour.
 
 Pixel observations stacked on axis 0 (gymnasium's ``FrameStackObservation``, which pads an
 episode's first stacks with the reset frame, or native vector envs that pad with zeros; the
-padding is checked at every episode start) are stored once per frame: ``frame_stack=k`` keeps only
-the newest frame of each row and rebuilds the ``k`` stack from the ``k-1`` previous rows of the
-same episode when sampling.
+padding is checked at every start of a stack chain) are stored once per frame: ``frame_stack=k``
+keeps only the newest frame (the last ``C // k`` channels) of each row and rebuilds the stack from
+the ``k-1`` previous rows of the same chain when sampling.
+
+A chain of stacks is usually one episode, but a learner episode that ends at a life loss while the
+game goes on (``add(..., frames_continue=...)``) leaves the env's frame stack running: its final
+obs is the next episode's first obs, stored once, and look-back runs across that boundary. n-step
+returns still stop there (the step is terminal for bootstrapping).
 """
 
 from __future__ import annotations
@@ -50,27 +55,30 @@ class ReplayBuffer:
     ) -> None:
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
-        if frame_stack > 1 and (len(obs_shape) < 2 or obs_shape[0] != frame_stack):
+        if frame_stack > 1 and (len(obs_shape) < 2 or obs_shape[0] % frame_stack):
             raise ValueError(
-                f"frame_stack={frame_stack} needs obs of shape [{frame_stack}, ...], got {obs_shape}"
+                f"frame_stack={frame_stack} needs obs of shape [{frame_stack} * C, ...], got {obs_shape}"
             )
         self.num_envs = N = num_envs
         self.rows = R = max(2 + n_step + frame_stack, -(-capacity // num_envs))
         self.obs_shape = tuple(obs_shape)
         self.frame_stack = frame_stack
+        self.channels = obs_shape[0] // frame_stack if frame_stack > 1 else 0  # per frame
         self.n_step, self.gamma = n_step, gamma
-        frame_shape = self.obs_shape[1:] if frame_stack > 1 else self.obs_shape
+        frame_shape = self.obs_shape
+        if frame_stack > 1:  # one frame per row: [C', H, W], or [H, W] for one channel
+            frame_shape = self.obs_shape[1:] if self.channels == 1 else (self.channels, *obs_shape[1:])
         self.obs = np.zeros((R, N, *frame_shape), dtype=obs_dtype)
         self.action = np.zeros((R, N, *action_shape), dtype=action_dtype)
         self.reward = np.zeros((R, N), dtype=np.float32)
         self.terminated = np.zeros((R, N), dtype=bool)
         self.truncated = np.zeros((R, N), dtype=bool)
         self.valid = np.zeros((R, N), dtype=bool)  # row starts a transition
-        self.since_start = np.zeros((R, N), dtype=np.int32)  # steps since the episode's first obs
+        self.since_start = np.zeros((R, N), dtype=np.int32)  # steps since the stack chain's first obs
         self.stamp = np.full((R, N), -1, dtype=np.int64)
         self.head = np.zeros(N, dtype=np.int64)  # row of each env's current obs
         self.next_stamp = np.zeros(N, dtype=np.int64)  # stamp of the row at head
-        self.episode_step = np.zeros(N, dtype=np.int32)
+        self.episode_step = np.zeros(N, dtype=np.int32)  # steps into the current stack chain
         self.filled = np.zeros(N, dtype=np.int64)  # rows ever written, capped at R
         self.rng = np.random.default_rng(seed)
         self._envs = np.arange(N)
@@ -79,14 +87,17 @@ class ReplayBuffer:
 
     # -- writing ------------------------------------------------------------------------------
     def _frame(self, obs: np.ndarray) -> np.ndarray:
-        return obs[:, -1] if self.frame_stack > 1 else obs
+        if self.frame_stack == 1:
+            return obs
+        return obs[:, -1] if self.channels == 1 else obs[:, -self.channels :]
 
     def _check_padding(self, obs: np.ndarray) -> None:
-        """A stack at an episode start must be padded by the reset frame (gymnasium's default)
+        """A stack at a chain start must be padded by the reset frame (gymnasium's default)
         or by zeros (as some native vector envs do); anything else cannot be rebuilt from frames."""
         starts = obs[self.episode_step == 0]
         if starts.shape[0] == 0:
             return
+        starts = starts.reshape(starts.shape[0], self.frame_stack, -1)  # [n, k, frame]
         older, newest = starts[:, :-1], starts[:, -1:]
         if self.zero_padding is not True and np.array_equal(older, np.broadcast_to(newest, older.shape)):
             if not (newest == 0).all():
@@ -108,9 +119,13 @@ class ReplayBuffer:
         next_obs: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
+        frames_continue: np.ndarray | None = None,
     ) -> np.ndarray:
         """One vector step of all ``N`` envs. ``next_obs`` must be the real next observation
-        (``info["final_obs"]`` where the episode ended). Returns the flat ids of the new transitions."""
+        (``info["final_obs"]`` where the episode ended). ``frames_continue [N]`` (bool) marks
+        episode ends after which the env's frame stack runs on (a life loss in a running game):
+        there the final obs must also be the next episode's first obs. Returns the flat ids of
+        the new transitions."""
         envs, R, N = self._envs, self.rows, self.num_envs
         r = self.head
         r1 = (r + 1) % R
@@ -130,7 +145,9 @@ class ReplayBuffer:
         self.since_start[r1, envs] = self.episode_step + 1
         self.stamp[r1, envs] = self.next_stamp + 1
         done = np.logical_or(terminated, truncated)
-        step = 1 + done.astype(np.int64)  # an ended episode keeps its final-obs row
+        if frames_continue is not None:  # the final-obs row also starts the next episode
+            done = done & ~np.asarray(frames_continue, dtype=bool)
+        step = 1 + done.astype(np.int64)  # an ended chain keeps its final-obs row
         self.filled = np.minimum(self.next_stamp + 2, R)  # rows written so far (before the wrap)
         self.head = (r + step) % R
         self.next_stamp += step
@@ -177,7 +194,8 @@ class ReplayBuffer:
             if self.zero_padding and back > 0:
                 frame[since < back] = 0
             frames.append(frame)
-        return np.stack(frames, axis=1), ok
+        stacked = np.stack(frames, axis=1) if self.channels == 1 else np.concatenate(frames, axis=1)
+        return stacked, ok
 
     def _usable(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         ok = self.valid[rows, envs]

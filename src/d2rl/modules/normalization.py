@@ -34,7 +34,11 @@ class RunningMeanStd(nn.Module):
 
 
 class ObsNormalizer(nn.Module):
-    """``(obs - mean) / std`` clipped to ``[-clip, clip]``; updated only while training."""
+    """``(obs - mean) / std`` clipped to ``[-clip, clip]``; updated only while training.
+
+    Integer observations (uint8 pixels) are cast to float32 first, so the collector's uint8
+    tensors and evaluation's float tensors give the same normalised input.
+    """
 
     def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8) -> None:
         super().__init__()
@@ -43,6 +47,8 @@ class ObsNormalizer(nn.Module):
         self.epsilon = epsilon
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not obs.is_floating_point():
+            obs = obs.to(torch.float32)
         mean = self.rms.mean.to(obs.dtype)
         std = (self.rms.var + self.epsilon).sqrt().to(obs.dtype)
         return ((obs - mean) / std).clamp(-self.clip, self.clip)

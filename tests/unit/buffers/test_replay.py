@@ -219,3 +219,57 @@ def test_unknown_frame_padding_is_refused() -> None:
     obs = np.array([[[[3]], [[5]]]], np.uint8)  # older frame is neither 0 nor the newest frame
     with pytest.raises(ValueError, match="dedup_frames=false"):
         buf.add(obs, np.zeros(1), np.zeros(1, np.float32), obs, np.zeros(1, bool), np.zeros(1, bool))
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_life_loss_keeps_the_frame_stack_and_stops_bootstrapping(channels: int, prioritized: bool) -> None:
+    """A life loss ends the learner episode (terminated) while the game's frame stack runs on.
+
+    Synthetic game: frame t is filled with t; a stack is the last 4 frames (a new game pads with
+    its first frame). Life losses (``frames_continue``) and game overs both terminate; the ring
+    (128 rows) wraps. Every sampled transition must match the stacks and 3-step returns by hand.
+    """
+    from d2rl.buffers.prioritized import PrioritizedReplayBuffer
+
+    k, n_step, g = 4, 3, 0.5
+    rng = np.random.default_rng(0)
+    cls = PrioritizedReplayBuffer if prioritized else ReplayBuffer
+    buf = cls(128, 1, (k * channels, 2, 2), np.uint8, n_step=n_step, gamma=g, frame_stack=k, seed=0)
+    frame = lambda t: np.full((channels, 2, 2), t % 256, np.uint8)  # noqa: E731
+    t = 7
+    frames = [frame(t)] * k
+    steps: list[tuple[np.ndarray, np.ndarray, bool]] = []  # (obs, real next obs, terminated)
+    for i in range(400):
+        obs = np.concatenate(frames)
+        t += 1
+        frames = [*frames[1:], frame(t)]
+        nxt = np.concatenate(frames)
+        u = rng.random()
+        life_loss, game_over = 0.05 <= u < 0.2, u < 0.05
+        buf.add(
+            obs[None],
+            np.array([i]),
+            np.ones(1, np.float32),
+            nxt[None],
+            np.array([life_loss or game_over]),
+            np.zeros(1, bool),
+            frames_continue=np.array([life_loss]),
+        )
+        steps.append((obs, nxt, life_loss or game_over))
+        if game_over:  # a new game: its first stack is padded with its first frame
+            t = int(rng.integers(0, 200))
+            frames = [frame(t)] * k
+    batch = buf.sample(256)
+    assert batch["obs"].shape == (256, k * channels, 2, 2)
+    for b, i in enumerate(batch["action"].tolist()):
+        np.testing.assert_array_equal(batch["obs"][b].numpy(), steps[i][0])
+        ret, m, term = 0.0, 0, False
+        while m < n_step and i + m < len(steps) and not term:  # stop at any learner-episode end
+            ret += g**m
+            term = steps[i + m][2]
+            m += 1
+        np.testing.assert_array_equal(batch["next_obs"][b].numpy(), steps[i + m - 1][1])
+        assert batch["reward"][b].item() == pytest.approx(ret)
+        assert batch["terminated"][b].item() == float(term)
+        assert batch["discount"][b].item() == pytest.approx(g**m)

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 pytest.importorskip("ale_py")
 
+from d2rl.envs import EnvFacts, env_facts
 from d2rl.envs.atari import make_vec, parse_options, rom_name
 from d2rl.errors import D2RLError
 
@@ -67,6 +68,10 @@ def test_training_env_vs_whole_games(backend: str) -> None:
         for i in np.flatnonzero(te_e | tr_e):
             games_eval.append((i, game_return[i], game_len[i]))
             game_return[i], game_len[i] = 0.0, 0
+        life_loss = info.get("life_loss", np.zeros(n, bool))
+        game_over = np.asarray(info.get("_episode", np.zeros(n, bool)))
+        np.testing.assert_array_equal(te | tr, life_loss | game_over)  # learner ends: both kinds
+        assert not (life_loss & game_over).any()
         if (te | tr).any():
             learner_ends += int((te | tr).sum())
             assert "final_obs" in info
@@ -84,15 +89,62 @@ def test_training_env_vs_whole_games(backend: str) -> None:
     eval_env.close()
 
 
-def test_time_limit_truncates_in_agent_steps() -> None:
-    cfg = _cfg("pong")
-    cfg.max_episode_steps = 25
+@pytest.mark.parametrize("backend", ["native", "gymnasium"])
+@pytest.mark.parametrize(("max_steps", "max_frames", "cut"), [(25, None, 25), (None, 50, 13)])
+def test_time_limit_cuts_both_backends_at_the_same_agent_step(
+    backend: str, max_steps: int | None, max_frames: int | None, cut: int
+) -> None:
+    """The frame cap counts frames after the reset's no-ops (ale-py's native rule) on both
+    backends: 25 agent steps = 100 frames; 50 frames end inside agent step 13."""
+    cfg = _cfg("pong", backend=backend, **({"max_episode_frames": max_frames} if max_frames else {}))
+    cfg.max_episode_steps = max_steps
     env = make_vec(cfg, 2, evaluation=True)
     env.reset(seed=0)
-    for _ in range(24):
+    for _ in range(cut - 1):
         _, _, te, tr, info = env.step(np.zeros(2, dtype=np.int64))
         assert not (te | tr).any()
     _, _, te, tr, info = env.step(np.zeros(2, dtype=np.int64))
     assert tr.all() and not te.any()
-    assert list(info["episode"]["l"]) == [25, 25]
+    assert list(info["episode"]["l"]) == [cut, cut]
+    env.close()
+
+
+@pytest.mark.parametrize("evaluation", [False, True])
+@pytest.mark.parametrize("backend", ["native", "gymnasium"])
+def test_fire_after_every_life_loss_ends_a_noop_game(backend: str, evaluation: bool) -> None:
+    """Breakout needs FIRE to serve each ball: a NOOP-only policy must still lose all 5 lives
+    (FIRE is pressed at reset and after each life loss) long before the 108k-frame cap."""
+    env = make_vec(_cfg(backend=backend), 1, evaluation=evaluation)
+    env.reset(seed=0)
+    life_losses = 0
+    for _ in range(2000):
+        _, _, te, tr, info = env.step(np.zeros(1, dtype=np.int64))
+        life_losses += int(info.get("life_loss", np.zeros(1, bool)).sum())
+        if "episode" in info and info["_episode"][0]:
+            break
+    env.close()
+    assert "episode" in info and te[0] and not tr[0], "no game over in 2000 NOOP steps: FIRE not pressed"
+    assert life_losses == 4  # the fifth loss ends the game
+
+
+@pytest.mark.parametrize("backend", ["native", "gymnasium"])
+def test_dqn_collection_into_a_frame_dedup_replay(backend: str, replay_check) -> None:  # type: ignore[no-untyped-def]
+    """The default (dqn) protocol ends learner episodes at life losses while the frame stack runs
+    on; the dedup replay must store and rebuild those stacks (it used to stop with 'padded neither
+    by the reset frame nor by zeros' at the first life loss)."""
+    env = make_vec(_cfg(backend=backend), 1)
+    buf, collector = replay_check(env, 3000)
+    assert env_facts(env) == EnvFacts(pixels=True, frame_stack=4, lives=True, episode_stats=True)
+    assert buf.frame_stack == 4
+    assert collector.tracker.episodes >= 2  # whole games
+    assert buf.terminated.sum() >= 5 * collector.tracker.episodes  # life losses end learner episodes
+    env.close()
+
+
+def test_facts_follow_the_options() -> None:
+    env = make_vec(_cfg(protocol="machado", frame_stack=2), 1, evaluation=False)
+    assert env_facts(env) == EnvFacts(pixels=True, frame_stack=2, lives=False, episode_stats=True)
+    env.close()
+    env = make_vec(_cfg(), 1, evaluation=True)  # evaluation envs play whole games
+    assert env_facts(env).lives is False
     env.close()

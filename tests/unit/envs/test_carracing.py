@@ -8,8 +8,9 @@ from omegaconf import OmegaConf
 
 pytest.importorskip("Box2D")
 
-from d2rl.collector import EpisodeTracker
+from d2rl.envs import env_facts
 from d2rl.envs.carracing import make_vec
+from d2rl.episodes import EpisodeTracker
 
 
 def _cfg(max_steps: int | None, **kwargs):  # type: ignore[no-untyped-def]
@@ -46,4 +47,24 @@ def test_discrete_action_repeat_grayscale_stack_and_episode_statistics() -> None
     finished = tracker.drain()
     assert [length for _, length in finished] == [5, 5]
     np.testing.assert_allclose([ret for ret, _ in finished], rewards, rtol=1e-5)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "frame_stack", "shape"),
+    [
+        ({}, 1, (3, 96, 96)),  # RGB channels are not a frame stack (this used to crash at step 0)
+        ({"frame_stack": 2}, 2, (6, 96, 96)),  # two RGB frames, stored once each
+        ({"frame_stack": 3, "grayscale": True}, 3, (3, 96, 96)),
+    ],
+)
+def test_dqn_collection_with_discrete_actions(
+    kwargs: dict, frame_stack: int, shape: tuple[int, ...], replay_check
+) -> None:  # type: ignore[no-untyped-def]
+    env = make_vec(_cfg(None, continuous=False, **kwargs), 1)
+    assert env.single_observation_space.shape == shape
+    buf, _ = replay_check(env, 40)
+    facts = env_facts(env)
+    assert facts.pixels and facts.frame_stack == frame_stack and facts.rgb != bool(kwargs.get("grayscale"))
+    assert buf.frame_stack == frame_stack
     env.close()

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 pytest.importorskip("procgen")
 
+from d2rl.envs import EnvFacts, env_facts
 from d2rl.envs.procgen import GAMES, make_vec
 from d2rl.errors import D2RLError
 
@@ -65,3 +66,12 @@ def test_train_test_level_split() -> None:
         make_vec(_cfg("pong"), 1)
     with pytest.raises(D2RLError, match="distribution_mode"):
         make_vec(_cfg(distribution_mode="medium"), 1)
+
+
+def test_dqn_collection_stores_rgb_frames_whole(replay_check) -> None:  # type: ignore[no-untyped-def]
+    """[3, 64, 64] is one RGB frame, not a stack of three: no frame dedup (it used to crash)."""
+    env = make_vec(_cfg(), 2)
+    buf, _ = replay_check(env, 200)
+    assert env_facts(env) == EnvFacts(pixels=True, rgb=True, episode_stats=True)
+    assert buf.frame_stack == 1
+    env.close()

@@ -1,0 +1,45 @@
+"""make_replay: frame dedup only where the suite declares a frame stack, never from a shape."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from d2rl.buffers import make_replay
+from d2rl.buffers.prioritized import PrioritizedReplayBuffer
+from d2rl.config import ReplayConfig
+from d2rl.envs import EnvFacts
+
+
+def _space(shape: tuple[int, ...]) -> gym.spaces.Box:
+    return gym.spaces.Box(0, 255, shape, np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "facts", "dedup", "frame_stack"),
+    [
+        ((3, 64, 64), EnvFacts(pixels=True, rgb=True), True, 1),  # Procgen RGB: not a stack
+        ((3, 96, 96), EnvFacts(pixels=True, rgb=True), True, 1),  # CarRacing RGB
+        ((4, 84, 84), EnvFacts(pixels=True, frame_stack=4, lives=True), True, 4),  # Atari
+        ((4, 84, 84), EnvFacts(pixels=True, frame_stack=4), False, 1),  # dedup_frames=false
+        ((4, 84, 84), EnvFacts(), True, 1),  # a plugin that declares nothing: no guessing
+        ((12, 96, 96), EnvFacts(pixels=True, rgb=True, frame_stack=4), True, 4),  # 4 RGB frames
+    ],
+)
+def test_dedup_follows_the_declared_frame_stack(
+    shape: tuple[int, ...], facts: EnvFacts, dedup: bool, frame_stack: int
+) -> None:
+    cfg = ReplayConfig(kind="uniform", capacity=100, dedup_frames=dedup)
+    buf = make_replay(cfg, _space(shape), gym.spaces.Discrete(3), 2, n_step=3, gamma=0.9, facts=facts)
+    assert buf.frame_stack == frame_stack and buf.obs_shape == shape
+    assert (buf.n_step, buf.gamma, buf.num_envs) == (3, 0.9, 2)
+    assert buf.obs[0, 0].size * frame_stack == np.prod(shape)  # one frame per row when deduped
+
+
+def test_prioritized_and_box_actions() -> None:
+    cfg = ReplayConfig(kind="prioritized", capacity=100, alpha=0.5)
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    buf = make_replay(cfg, gym.spaces.Box(-1, 1, (5,), np.float32), space, 1, 1, 0.99, EnvFacts(), seed=3)
+    assert isinstance(buf, PrioritizedReplayBuffer) and buf.alpha == 0.5
+    assert buf.action.shape[2:] == (2,) and buf.action.dtype == np.float32
