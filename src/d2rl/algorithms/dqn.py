@@ -32,10 +32,11 @@ from torch import nn
 
 from d2rl.agent import Agent
 from d2rl.algorithms import dqn_losses as L
+from d2rl.buffers import make_replay
 from d2rl.buffers.prioritized import PrioritizedReplayBuffer
 from d2rl.buffers.replay import ReplayBuffer
 from d2rl.config import ReplayConfig
-from d2rl.envs import obs_shape
+from d2rl.envs import EnvFacts, obs_shape
 from d2rl.errors import D2RLError
 from d2rl.modules.q_heads import CosineEmbedding, FractionProposal, QHead, reset_noise
 from d2rl.registry import AlgorithmSpec
@@ -192,6 +193,7 @@ class DQNAgent(Agent):
         num_envs: int,
         total_env_steps: int,
         replay_cfg: Any = None,
+        env_facts: EnvFacts | None = None,
     ) -> DQNAgent:
         cfg = DQNConfig(**{k: algo_cfg[k] for k in algo_cfg})
         rcfg = (
@@ -229,7 +231,8 @@ class DQNAgent(Agent):
             cfg.num_quantiles,
             cfg.num_policy_quantiles,
         )
-        buffer = make_replay(rcfg, observation_space, action_space, num_envs, cfg.n_step, cfg.gamma)
+        facts = env_facts if env_facts is not None else EnvFacts()
+        buffer = make_replay(rcfg, observation_space, action_space, num_envs, cfg.n_step, cfg.gamma, facts)
         agent = cls(
             q,
             cfg,
@@ -466,31 +469,6 @@ class DQNAgent(Agent):
             except (ValueError, KeyError) as e:  # e.g. evaluation or load_from with other num_envs
                 log.warning("replay buffer not restored from the checkpoint: %s", e)
         return super().load_state_dict(rest, strict=strict, **kwargs)
-
-
-def make_replay(
-    rcfg: ReplayConfig,
-    observation_space: gym.Space,
-    action_space: gym.Space,
-    num_envs: int,
-    n_step: int,
-    gamma: float,
-) -> ReplayBuffer:
-    """A uniform or prioritized buffer for these spaces; stacked uint8 frames are stored once."""
-    shape = obs_shape(observation_space)
-    dtype = observation_space.dtype if observation_space.dtype is not None else np.float32
-    frame_stack = shape[0] if rcfg.dedup_frames and dtype == np.uint8 and len(shape) == 3 else 1
-    act_shape = tuple(action_space.shape or ())
-    act_dtype = np.int64 if isinstance(action_space, gym.spaces.Discrete) else np.float32
-    args = (rcfg.capacity, num_envs, shape, dtype, act_shape, act_dtype, n_step, gamma, frame_stack)
-    if rcfg.kind == "prioritized":
-        return PrioritizedReplayBuffer(
-            *args,
-            alpha=rcfg.alpha,
-            priority_eps=rcfg.priority_eps,
-            importance_weights=rcfg.importance_weights,
-        )
-    return ReplayBuffer(*args)
 
 
 SPEC = AlgorithmSpec(
