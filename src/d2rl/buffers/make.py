@@ -40,5 +40,7 @@ def make_replay(
             alpha=replay_cfg.alpha,
             priority_eps=replay_cfg.priority_eps,
             importance_weights=replay_cfg.importance_weights,
+            beta_initial=replay_cfg.beta_initial,
+            beta_final=replay_cfg.beta_final,
         )
     return ReplayBuffer(*args, seed=seed)

@@ -65,6 +65,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         alpha: float = 0.6,
         priority_eps: float = 1e-6,
         importance_weights: bool = True,
+        beta_initial: float = 0.4,
+        beta_final: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -72,7 +74,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.importance_weights = importance_weights
         self.tree = SumTree(self.rows * self.num_envs)
         self.max_priority = 1.0  # of p (before alpha)
-        self.beta = 0.4
+        self.beta_initial, self.beta_final = beta_initial, beta_final
+        self.beta = beta_initial
+
+    def set_progress(self, fraction: float) -> None:
+        """Anneal ``beta`` linearly from ``beta_initial`` to ``beta_final`` over the run (``fraction`` of
+        its env steps done, in [0, 1]); the Loop calls it every round."""
+        self.beta = self.beta_initial + (self.beta_final - self.beta_initial) * min(1.0, max(0.0, fraction))
 
     def add(self, *args: Any, **kwargs: Any) -> np.ndarray:
         ids = super().add(*args, **kwargs)

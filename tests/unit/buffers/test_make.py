@@ -43,3 +43,15 @@ def test_prioritized_and_box_actions() -> None:
     buf = make_replay(cfg, gym.spaces.Box(-1, 1, (5,), np.float32), space, 1, 1, 0.99, EnvFacts(), seed=3)
     assert isinstance(buf, PrioritizedReplayBuffer) and buf.alpha == 0.5
     assert buf.action.shape[2:] == (2,) and buf.action.dtype == np.float32
+
+
+def test_prioritized_beta_is_annealed_by_progress() -> None:
+    """beta goes linearly from replay.beta_initial to replay.beta_final as the Loop reports progress."""
+    cfg = ReplayConfig(kind="prioritized", capacity=100, beta_initial=0.4, beta_final=1.0)
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    buf = make_replay(cfg, space, gym.spaces.Discrete(2), 1, 1, 0.99, EnvFacts())
+    assert isinstance(buf, PrioritizedReplayBuffer) and buf.beta == 0.4
+    buf.set_progress(0.5)
+    assert buf.beta == pytest.approx(0.7)
+    buf.set_progress(1.5)  # clamped
+    assert buf.beta == 1.0
