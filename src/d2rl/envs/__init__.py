@@ -64,7 +64,7 @@ def make_vec_env(env_cfg: Any, seed: int, num_envs: int | None = None, **extra: 
     n = int(num_envs if num_envs is not None else env_cfg.num_envs)
     if n < 1:
         raise D2RLError(f"env.num_envs must be >= 1, got {n}")
-    envs = suite.make_vec(env_cfg, n, **extra)
+    envs = suite.make(env_cfg, n, **extra)  # make_vec may be a lazy "module:attr" path
     envs.action_space.seed(seed)
     return envs
 

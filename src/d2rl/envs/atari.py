@@ -215,7 +215,8 @@ def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> g
             full_action_space=opt.full_action_space,
             max_num_frames_per_episode=0,  # no ALE cap: it would count the reset's no-op frames
         )
-        fire = _fire_index(env.unwrapped.get_action_meanings()) if opt.fire_reset else None
+        names = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
+        fire = _fire_index(names) if opt.fire_reset else None
         if fire is not None:
             env = FireOnReset(env, fire)
         env = AtariPreprocessing(

@@ -102,7 +102,7 @@ def make_vec(
 
     mode = "async" if env_cfg.vectorization == "async" else "sync"
     vec_cls = gym.vector.AsyncVectorEnv if mode == "async" else gym.vector.SyncVectorEnv
-    envs = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs: gym.vector.VectorEnv = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     envs.d2rl_facts = EnvFacts(  # type: ignore[attr-defined]
         pixels=True, frame_stack=opt.frame_stack, rgb=not opt.grayscale
     )

@@ -128,7 +128,7 @@ def make_vec(
     if env_cfg.vectorization not in ("sync", "async"):
         raise D2RLError(f"env.vectorization must be 'sync' or 'async', got '{env_cfg.vectorization}'")
     vec_cls = gym.vector.SyncVectorEnv if env_cfg.vectorization == "sync" else gym.vector.AsyncVectorEnv
-    envs = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs: gym.vector.VectorEnv = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     envs.d2rl_facts = EnvFacts(pixels=opt.pixels, rgb=opt.pixels)  # type: ignore[attr-defined]
     return envs
 
