@@ -83,6 +83,7 @@ class DNCCore(nn.Module):
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.memory_slots, self.word_size, self.read_heads = n, w, r
         self.out_dim = hidden_size + r * w
+        self.register_buffer("off_diagonal", 1 - torch.eye(n), persistent=False)  # [N, N]
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         b, n, w, r = batch_size, self.memory_slots, self.word_size, self.read_heads
@@ -131,7 +132,7 @@ class DNCCore(nn.Module):
         link = (1 - write_w.unsqueeze(-1) - write_w.unsqueeze(1)) * link + write_w.unsqueeze(
             -1
         ) * precedence.unsqueeze(1)
-        link = link * (1 - torch.eye(self.memory_slots, device=link.device))  # L[i, i] = 0
+        link = link * self.off_diagonal  # L[i, i] = 0
         precedence = (1 - write_w.sum(-1, keepdim=True)) * precedence + write_w
 
         forward = read_w @ link.transpose(1, 2)  # f = L w^r, [B, R, N]
@@ -153,11 +154,13 @@ class DNCCore(nn.Module):
         h, c = state[0], state[1]
         mem = [s[0] for s in state[2:]]  # [B, ...] each
         keep = 1.0 - episode_start.float()  # [T, B]
+        resets = episode_start.bool().any(dim=1).tolist()  # [T]: skip the masking where nothing resets
         outs = []
         for t in range(x.shape[0]):
-            k = keep[t]
-            h, c = h * k.view(1, -1, 1), c * k.view(1, -1, 1)
-            mem = [m * k.view(-1, *([1] * (m.dim() - 1))) for m in mem]
+            if resets[t]:
+                k = keep[t]
+                h, c = h * k.view(1, -1, 1), c * k.view(1, -1, 1)
+                mem = [m * k.view(-1, *([1] * (m.dim() - 1))) for m in mem]
             inp = torch.cat([x[t], mem[-1].flatten(1)], -1)  # with the previous read vectors [B, R * W]
             hs, cs = [], []
             for i, cell in enumerate(self.controller):
