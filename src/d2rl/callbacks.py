@@ -172,6 +172,7 @@ class ProgressBar(L.Callback):
     def _refresh(self) -> None:
         while not self._stop.wait(2.0):
             if self.bar is not None:
+                self._update()
                 self.bar.refresh()
 
     def on_train_batch_end(

@@ -79,6 +79,20 @@ def _train_app(cfg: DictConfig) -> float:
             print(f"d2rl: error: {e}", file=sys.stderr)
             raise
         _fail(str(e))
+    except Exception as e:
+        from d2rl.core import StopTraining
+
+        if not isinstance(e, StopTraining):
+            raise
+        import signal
+
+        sig = signal.Signals[str(e)] if str(e) in signal.Signals.__members__ else signal.SIGTERM
+        print(
+            f"d2rl: stopped by {sig.name}; a checkpoint was written, continue with "
+            f"`d2rl resume={HydraConfig.get().runtime.output_dir}`",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + int(sig)) from None
     return float(result["eval/return_mean"])
 
 
