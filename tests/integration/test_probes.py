@@ -1,4 +1,4 @@
-"""PPO passes the five probe environments (tests/probes.py)."""
+"""The on-policy algorithms (PPO, A2C) pass the five probe environments (tests/probes.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,25 @@ PPO_PROBE = [
 ]
 
 
-def _trained(make_cfg, tmp_path: Path, probe: str, *extra: str):  # type: ignore[no-untyped-def]
-    cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *PPO_PROBE, *extra)
+A2C_PROBE = [
+    "algo=a2c",
+    "~tuned",
+    "trainer.total_env_steps=8000",
+    "env.num_envs=8",
+    "algo.lr=3e-3",
+    "algo.gamma=0.9",
+    "trainer.checkpoint_period_env_steps=0",
+]
+PROBE_SETTINGS = {"ppo": PPO_PROBE, "a2c": A2C_PROBE}
+
+
+@pytest.fixture(params=sorted(PROBE_SETTINGS))
+def algo(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _trained(make_cfg, tmp_path: Path, probe: str, *extra: str, algo: str = "ppo"):  # type: ignore[no-untyped-def]
+    cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *PROBE_SETTINGS[algo], *extra)
     train(cfg)
     policy, _ = load_policy(checkpoint.load(tmp_path / "run"))  # as an evaluator would: no learner state
     return policy
@@ -42,28 +59,28 @@ def _pi(agent, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
         return agent.act(torch.tensor([[o] for o in obs]), explore=False)[0].tolist()
 
 
-def test_constant_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    agent = _trained(make_cfg, tmp_path, "ConstantReward")
+def test_constant_reward(make_cfg, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ConstantReward", algo=algo)
     assert _v(agent, 0.0)[0] == pytest.approx(1.0, abs=0.1)
 
 
-def test_obs_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    agent = _trained(make_cfg, tmp_path, "ObsDependentReward")
+def test_obs_dependent_reward(make_cfg, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ObsDependentReward", algo=algo)
     assert _v(agent, -1.0, 1.0) == pytest.approx([-1.0, 1.0], abs=0.15)
 
 
-def test_two_step_discounting(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    agent = _trained(make_cfg, tmp_path, "TwoStepDiscount", "algo.gae_lambda=0.95")
+def test_two_step_discounting(make_cfg, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "TwoStepDiscount", "algo.gae_lambda=0.95", algo=algo)
     assert _v(agent, 0.0, 1.0) == pytest.approx([0.9, 1.0], abs=0.1)
 
 
-def test_action_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    agent = _trained(make_cfg, tmp_path, "ActionDependentReward")
+def test_action_dependent_reward(make_cfg, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ActionDependentReward", algo=algo)
     assert _pi(agent, 0.0) == [1]
     assert _v(agent, 0.0)[0] == pytest.approx(1.0, abs=0.2)
 
 
-def test_obs_and_action_dependent_reward(make_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    agent = _trained(make_cfg, tmp_path, "ObsActionReward")
+def test_obs_and_action_dependent_reward(make_cfg, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    agent = _trained(make_cfg, tmp_path, "ObsActionReward", algo=algo)
     assert _pi(agent, -1.0, 1.0) == [0, 1]
     assert _v(agent, -1.0, 1.0) == pytest.approx([1.0, 1.0], abs=0.2)
