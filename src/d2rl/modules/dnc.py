@@ -55,6 +55,8 @@ class DNCCore(nn.Module):
     write weights ``[N]``, read vectors ``[R, W]``.
     """
 
+    off_diagonal: torch.Tensor  # [N, N], a buffer
+
     def __init__(
         self,
         in_dim: int,

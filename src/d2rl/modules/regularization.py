@@ -58,6 +58,8 @@ class RandomConv(nn.Module):
     channels: RGB for Procgen; with stacked frames (Atari) it mixes frames too.
     """
 
+    weight: torch.Tensor  # [C, C, k, k], a buffer
+
     def __init__(self, channels: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.register_buffer("weight", torch.empty(channels, channels, kernel_size, kernel_size))

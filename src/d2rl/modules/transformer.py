@@ -33,6 +33,8 @@ STEM = [(8, 4), (4, 2), (3, 1)]  # (kernel, stride) of the pixel stem's convs; t
 class TransformerNet(nn.Module):
     """``[B, C, H, W]`` uint8 pixels or ``[B, E, F]`` entities -> ``[B, features]``."""
 
+    coords: torch.Tensor  # [1, 2, h, w], a buffer (pixels only)
+
     def __init__(
         self,
         obs_shape: tuple[int, ...],
