@@ -53,7 +53,8 @@ class EncoderOptions:
     """Options every network family has.
 
     ``core`` is read by recurrent learners through ``d2rl.modules.recurrent.build_core(cfg, in_dim)``;
-    the encoder builder itself ignores it. ``spectral_norm`` (Miyato et al. 2018) reparametrises
+    the encoder builder itself ignores it (a learner without recurrence should refuse a core rather
+    than ignore it). ``spectral_norm`` (Miyato et al. 2018) reparametrises
     every conv and linear weight of the encoder by its largest singular value (one power iteration
     per training-mode forward).
     """
