@@ -1,15 +1,25 @@
-"""DQN end to end: replay (with priorities) survives a checkpoint/resume; action-space errors."""
+"""DQN end to end: replay (with priorities) survives a checkpoint/resume; action-space errors;
+one update on a hand-made batch (FQF, IQN, epsilon logging) and the Rainbow network shape."""
 
 from __future__ import annotations
 
+import copy
+import csv
 from pathlib import Path
+from types import SimpleNamespace
 
+import gymnasium as gym
 import lightning as L
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from d2rl import checkpoint
+from d2rl.algorithms import dqn_losses
 from d2rl.errors import D2RLError
+from d2rl.legacy_train import build_agent
+from d2rl.modules.q_heads import NoisyLinear
 from d2rl.train import train
 
 SMALL = [
@@ -81,3 +91,127 @@ def test_bad_switch_combinations_are_d2rl_errors(make_cfg) -> None:  # type: ign
         train(make_cfg("algo=rainbow", "algo.munchausen=true"))
     with pytest.raises(D2RLError, match="distributional"):
         train(make_cfg("algo=dqn", "algo.distributional=qr"))
+
+
+# -- one update on a hand-made batch (issue 9: FQF clip and weights, IQN policy samples, ...) ----
+
+
+def _agent(make_cfg, *overrides: str, obs_shape: tuple[int, ...] = (3,), actions: int = 2):  # type: ignore[no-untyped-def]
+    """The agent `train` would build for these overrides, for a Box(obs_shape) x Discrete env."""
+    dtype = np.uint8 if len(obs_shape) == 3 else np.float32
+    envs = SimpleNamespace(
+        single_observation_space=gym.spaces.Box(0, 255, obs_shape, dtype),
+        single_action_space=gym.spaces.Discrete(actions),
+        num_envs=1,
+    )
+    torch.manual_seed(0)
+    return build_agent(make_cfg("env=gym", *overrides, "replay.capacity=64"), envs)
+
+
+def _batch(weights: list[float]) -> dict[str, torch.Tensor]:
+    B = len(weights)
+    g = torch.Generator().manual_seed(1)
+    return {
+        "obs": torch.randn(B, 3, generator=g),
+        "action": torch.arange(B) % 2,
+        "reward": torch.ones(B),
+        "next_obs": torch.randn(B, 3, generator=g),
+        "terminated": torch.zeros(B),
+        "discount": torch.full((B,), 0.5),
+        "weights": torch.tensor(weights),
+    }
+
+
+FQF = ["algo=fqf", "network.hidden_sizes=[16]", "algo.fraction_lr=1e-3"]
+
+
+def test_fqf_grad_clip_leaves_out_the_fraction_network(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    """Stale fraction-network gradients (left by the previous step) must not shrink the main clip."""
+    agent = _agent(make_cfg, *FQF, "algo.max_grad_norm=0.1")
+    grads = []
+    for stale in (0.0, 100.0):
+        a = copy.deepcopy(agent)
+        opts = a.configure_optimizers()
+        for p in a.q.fractions.parameters():
+            p.grad = torch.full_like(p, stale)
+        a.update(_batch([1.0, 1.0, 1.0, 1.0]), opts)
+        grads.append([p.grad.clone() for group in opts[0].param_groups for p in group["params"]])
+    assert torch.cat([g.flatten() for g in grads[0]]).norm() == pytest.approx(0.1, rel=1e-4)  # clipped
+    for clean, stale in zip(*grads, strict=True):
+        torch.testing.assert_close(stale, clean)
+
+
+def test_fqf_fraction_loss_is_weighted_by_importance_weights(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    """mean_B(w * L_frac): weights (2, 0) on two rows give the gradient of row 0 alone with weight 1."""
+    agent = _agent(make_cfg, *FQF)
+    grads = []
+    for batch in (_batch([2.0, 0.0]), {k: v[:1] for k, v in _batch([1.0, 0.0]).items()}):
+        a = copy.deepcopy(agent)
+        opts = a.configure_optimizers()
+        a.update(batch, opts)
+        grads.append([p.grad.clone() for p in a.q.fractions.parameters()])
+    assert grads[1][0].abs().sum() > 0
+    for two_rows, one_row in zip(*grads, strict=True):
+        torch.testing.assert_close(two_rows, one_row)
+
+
+def test_iqn_greedy_next_action_uses_k_fresh_policy_samples(make_cfg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Dabney et al. 2018, Algorithm 1: a* from K samples, the target distribution from N' others.
+
+    Target quantiles ``Z_0(tau) = 10 (tau - 0.5)``, ``Z_1 = 0``. The N' = 5 target fractions are
+    all 0.9 (mean Z_0 = 4: action 0 would win), the K = 7 policy fractions all 0.1 (mean Z_0 = -4:
+    action 1 wins). Right target: ``r + 0.5 Z_1 = 1``; from the N' samples it would be ``1 + 0.5 * 4``.
+    """
+    agent = _agent(make_cfg, "algo=iqn", "network.hidden_sizes=[8]", "algo.num_quantiles=3",
+                   "algo.num_target_quantiles=5", "algo.num_policy_quantiles=7")  # fmt: skip
+    fractions = {5: 0.9, 7: 0.1}
+    monkeypatch.setattr(torch, "rand", lambda *shape: torch.full(shape, fractions.get(shape[-1], 0.5)))
+
+    def fake_quantiles(features: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
+        return torch.stack([10 * (taus - 0.5), torch.zeros_like(taus)], dim=-1)  # [B, T, 2]
+
+    monkeypatch.setattr(agent.q_target, "quantiles", fake_quantiles)
+    targets = []
+    loss = dqn_losses.quantile_huber_loss
+    monkeypatch.setattr(
+        dqn_losses,
+        "quantile_huber_loss",
+        lambda z, t, target, k: targets.append(target) or loss(z, t, target, k),
+    )
+    agent.loss(_batch([1.0, 1.0]))
+    torch.testing.assert_close(targets[0], torch.ones(2, 5))
+
+
+def test_noisy_nets_with_epsilon_log_the_epsilon_applied(make_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    train(make_cfg("algo=rainbow", "env=gym", "env.id=d2rl-probe/ConstantReward-v0", "env.num_envs=2",
+                   "network.hidden_sizes=[8]", "algo.epsilon_initial=0.3", "algo.epsilon_final=0.3",
+                   "algo.learning_starts_env_steps=64", "algo.iteration_env_steps=64",
+                   "algo.update_period_env_steps=16", "trainer.total_env_steps=256",
+                   "trainer.log_period_env_steps=64", "trainer.checkpoint_period_env_steps=0",
+                   "replay.capacity=256"))  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    logged = [
+        float(r["train/epsilon"]) for r in rows if r.get("train/epsilon") and float(r["env_step"]) >= 64
+    ]
+    assert logged and logged == pytest.approx([0.3] * len(logged))
+
+
+def test_rainbow_on_nature_cnn_has_a_noisy_512_layer_per_stream_on_the_conv_trunk(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    """Wang et al. 2016 / Hessel et al. 2018: conv trunk -> per stream noisy 512 -> noisy output."""
+    pixels = {"obs_shape": (4, 84, 84), "actions": 6}
+    q = _agent(make_cfg, "algo=rainbow", "network=nature_cnn", **pixels).q
+    assert isinstance(q.encoder.fc, nn.Identity) and q.encoder.out_dim == 64 * 7 * 7
+    assert not any(isinstance(m, nn.Linear) for m in q.encoder.modules())  # no shared fc below
+    for stream, out in ((q.head.value, 51), (q.head.advantage, 6 * 51)):
+        hidden, _, last = stream
+        assert isinstance(hidden, NoisyLinear) and (hidden.in_dim, hidden.out_dim) == (3136, 512)
+        assert isinstance(last, NoisyLinear) and (last.in_dim, last.out_dim) == (512, out)
+    assert q.q_values(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+    # today's shape, as an option: the encoder's shared fc 512 below one noisy layer per stream
+    old = _agent(make_cfg, "algo=rainbow", "network=nature_cnn", "algo.encoder_fc=true",
+                 "algo.head_hidden_size=0", **pixels).q  # fmt: skip
+    assert isinstance(old.encoder.fc, nn.Linear) and old.encoder.out_dim == 512
+    assert isinstance(old.head.value, NoisyLinear) and (old.head.value.in_dim, old.head.value.out_dim) == (
+        512,
+        51,
+    )

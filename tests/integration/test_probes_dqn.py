@@ -9,7 +9,8 @@ import torch
 
 from d2rl import checkpoint
 from d2rl.envs import make_vec_env
-from d2rl.train import build_agent, train
+from d2rl.legacy_train import build_agent
+from d2rl.train import train
 
 DQN_PROBE = [
     "env.num_envs=8",

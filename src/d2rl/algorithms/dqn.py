@@ -15,7 +15,19 @@ same size); the target network is synced between iterations whenever
 ``target_update_period_env_steps`` env steps have passed. PER priorities are ``|TD error|`` for
 scalar heads and the per-sample loss for distributional ones (as in Rainbow). The Munchausen
 bonus is added to the first reward of an n-step return only. FQF's fraction network reads
-detached encoder features and has its own RMSprop optimizer (as in the paper).
+detached encoder features and has its own RMSprop optimizer (as in the paper); its loss is
+weighted by the PER importance weights like the quantile loss (as in the widely used
+``ku2482/fqf-iqn-qrdqn.pytorch``) and the gradient-norm clip covers only the parameters the main step updates.
+IQN picks the greedy next action from K = ``num_policy_quantiles`` fresh samples, drawn apart
+from the N' = ``num_target_quantiles`` samples of the target distribution (Dabney et al. 2018,
+Algorithm 1; Dopamine's ``num_quantile_samples``).
+
+Architecture: with a pixel encoder, ``encoder_fc=false`` drops the encoder's fc layer and
+``head_hidden_size=512`` gives each stream its own (noisy) 512-unit hidden layer on the conv
+trunk, the shape of Wang et al. 2016, Fortunato et al. 2018 and Hessel et al. 2018 (``algo=rainbow``
+sets both). ``encoder_fc=true head_hidden_size=0`` (the ``dqn`` defaults) keeps Mnih et al.'s
+shared fc 512 below linear output layers. MLP encoders have no fc layer to drop: the head's
+hidden layer goes on top of them.
 """
 
 from __future__ import annotations
@@ -38,8 +50,8 @@ from d2rl.buffers.replay import ReplayBuffer
 from d2rl.config import ReplayConfig
 from d2rl.envs import EnvFacts, obs_shape
 from d2rl.errors import D2RLError
-from d2rl.modules.q_heads import CosineEmbedding, FractionProposal, QHead, reset_noise
-from d2rl.registry import AlgorithmSpec
+from d2rl.modules.q_heads import CosineEmbedding, FractionProposal, QHead, reset_noise, without_final_fc
+from d2rl.registry import LegacyAlgorithmSpec as AlgorithmSpec
 from d2rl.transition_collector import TransitionCollector
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,7 @@ DISTRIBUTIONAL = ("none", "c51", "iqn", "fqf")
 class DQNConfig:
     name: str = "dqn"
     lr: float = 1e-4  # Adam; Mnih et al. used RMSprop 2.5e-4, CleanRL/SB3 Adam 1e-4
+    anneal_lr: bool = False  # linear decay of lr to 0 over the run (as PPO's anneal_lr)
     adam_eps: float = 1e-8  # Rainbow: 1.5e-4
     gamma: float = 0.99
     batch_size: int = 32
@@ -74,7 +87,8 @@ class DQNConfig:
     num_atoms: int = 51  # C51
     v_min: float = -10.0
     v_max: float = 10.0
-    head_hidden_size: int = 0  # > 0: a ReLU layer inside the head (per dueling stream)
+    head_hidden_size: int = 0  # > 0: a ReLU layer inside the head (per dueling stream); Rainbow: 512
+    encoder_fc: bool = True  # false: drop a pixel encoder's fc layer (the head sits on the conv trunk)
     # quantile heads (IQN: N, N', K of Dabney et al.; FQF: N fractions)
     num_quantiles: int = 32
     num_target_quantiles: int = 32
@@ -217,8 +231,9 @@ class DQNAgent(Agent):
             raise D2RLError(f"dqn supports replay=uniform or replay=prioritized, got '{rcfg.kind}'")
         shape = obs_shape(observation_space)
         num_actions = int(action_space.n)
+        encoder = network.build(network_cfg, shape)
         q = QNetwork(
-            network.build(network_cfg, shape),
+            encoder if cfg.encoder_fc else without_final_fc(encoder),
             num_actions,
             cfg.distributional,
             cfg.dueling,
@@ -253,6 +268,10 @@ class DQNAgent(Agent):
         frac = min(1.0, env_step / span) if span > 0 else 1.0
         return cfg.epsilon_initial + frac * (cfg.epsilon_final - cfg.epsilon_initial)
 
+    def applied_epsilon(self, env_step: int) -> float:
+        """The epsilon ``_explore`` applies (noisy nets or not): 1 before ``learning_starts_env_steps``."""
+        return 1.0 if env_step < self.cfg.learning_starts_env_steps else self.epsilon(env_step)
+
     def policy(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         was_training = self.q.training
         self.q.train(not deterministic)  # deterministic: noisy layers act with their mean weights
@@ -264,12 +283,12 @@ class DQNAgent(Agent):
     def _explore(self, obs: np.ndarray, offset: int) -> np.ndarray:
         step = self.env_steps + offset
         n = obs.shape[0]
+        eps = self.applied_epsilon(step)
         if step < self.cfg.learning_starts_env_steps:
             return self.rng.integers(0, self.num_actions, n)
         if self.cfg.noisy:
             reset_noise(self.q)
         action = self.q.q_values(torch.from_numpy(obs)).argmax(-1).numpy()
-        eps = self.epsilon(step)
         if eps > 0:
             explore = self.rng.random(n) < eps
             action = np.where(explore, self.rng.integers(0, self.num_actions, n), action)
@@ -353,9 +372,8 @@ class DQNAgent(Agent):
         with torch.no_grad():
             f_next = qt.features(next_obs)
             if kind == "iqn":
-                next_taus = torch.rand(B, cfg.num_target_quantiles)
-                z_next = qt.quantiles(f_next, next_taus)  # [B, N', A]
-                next_q_t = z_next.mean(1)
+                z_next = qt.quantiles(f_next, torch.rand(B, cfg.num_target_quantiles))  # [B, N', A]
+                next_q_t = qt.q_from_features(f_next)  # [B, A], from K fresh policy samples
             else:
                 assert q.fractions is not None
                 next_tau, next_hat, _ = q.fractions(f_next)
@@ -384,7 +402,7 @@ class DQNAgent(Agent):
                 z_tau = q.quantiles(f, tau[:, 1:-1])[rows, :, action]  # [B, N-1]
             frac = L.fraction_loss(z_tau, z.detach(), tau) - cfg.fraction_entropy_coef * entropy
             metrics["loss/fraction"] = frac.detach().mean()
-            self._fraction_loss = frac.mean()
+            self._fraction_loss = frac  # [B], weighted like the quantile loss in `update`
         return per_sample, per_sample.detach(), metrics
 
     def _sync_target(self) -> None:
@@ -407,7 +425,7 @@ class DQNAgent(Agent):
             steps = self.collector.collect(buffer, self.vector_steps, self._explore)
         self.env_steps += steps
         self.timings.update(self.collector.timings)
-        out: dict[str, float] = {"train/epsilon": 0.0 if cfg.noisy else self.epsilon(self.env_steps)}
+        out: dict[str, float] = {"train/epsilon": self.applied_epsilon(self.env_steps)}
         if self.env_steps < cfg.learning_starts_env_steps:
             self.iteration += 1
             return out
@@ -418,7 +436,11 @@ class DQNAgent(Agent):
         optimizers = self.optimizers()
         # raw torch optimizers: Lightning's wrappers cost ~0.1 ms per call in this hot loop
         opts = [o.optimizer for o in (optimizers if isinstance(optimizers, list) else [optimizers])]
-        params = [p for p in self.q.parameters() if p.requires_grad]
+        if cfg.anneal_lr:
+            lr = cfg.lr * max(0.0, 1.0 - self.env_steps / max(1, self.total_env_steps))
+            for group in opts[0].param_groups:
+                group["lr"] = lr
+            out["train/lr"] = lr
         per = buffer if isinstance(buffer, PrioritizedReplayBuffer) else None
         if per is not None:
             b0, b1 = self.beta_schedule
@@ -428,30 +450,41 @@ class DQNAgent(Agent):
             with self.timer(self, "sample"):
                 data = buffer.sample(cfg.batch_size)
             with self.timer(self, "update"):
-                if cfg.noisy:
-                    reset_noise(self.q)
-                    reset_noise(self.q_target)
-                per_sample, priority, metrics = self.loss(data)
-                loss = (per_sample * data["weights"]).mean() if "weights" in data else per_sample.mean()
-                opts[0].zero_grad()
-                loss.backward()
-                if cfg.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
-                opts[0].step()
-                if len(opts) > 1:
-                    opts[1].zero_grad()
-                    self._fraction_loss.backward()
-                    opts[1].step()
+                priority, metrics = self.update(data, opts)
             if per is not None:
                 with self.timer(self, "sample"):
                     per.update_priorities(data["indices"], priority)
-            metrics["loss/q"] = loss.detach()
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
         self.gradient_steps_done += n
         self.iteration += 1
         out.update({k: float(v) / max(n, 1) for k, v in sums.items()})
         return out
+
+    def update(
+        self, data: dict[str, torch.Tensor], opts: list[torch.optim.Optimizer]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One gradient step on ``data`` (``opts``: main, then FQF's fraction optimizer); returns
+        the new priorities ``[B]`` and the metrics."""
+        cfg = self.cfg
+        if cfg.noisy:
+            reset_noise(self.q)
+            reset_noise(self.q_target)
+        per_sample, priority, metrics = self.loss(data)
+        weights = data.get("weights")  # PER importance weights [B]
+        loss = L.weighted_mean(per_sample, weights)
+        opts[0].zero_grad()
+        loss.backward()
+        if cfg.max_grad_norm > 0:  # only what this step updates: not the fraction network
+            params = [p for group in opts[0].param_groups for p in group["params"]]
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+        opts[0].step()
+        if len(opts) > 1:
+            opts[1].zero_grad()
+            L.weighted_mean(self._fraction_loss, weights).backward()
+            opts[1].step()
+        metrics["loss/q"] = loss.detach()
+        return priority, metrics
 
     # -- checkpointing: the replay buffer rides along in the agent's state dict ---------------
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,11 @@ import torch
 from torch.nn import functional as F
 
 
+def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``mean(w * loss)`` with PER importance weights ``w [B]`` (Schaul et al. 2016), else the mean."""
+    return per_sample.mean() if weights is None else (per_sample * weights).mean()
+
+
 def huber_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """DQN (Mnih et al. 2015): Huber loss (delta 1) of ``q [B]`` against a fixed ``target [B]``."""
     return F.smooth_l1_loss(q, target, reduction="none")

@@ -62,11 +62,27 @@ def _linear(in_dim: int, out_dim: int, noisy: bool) -> nn.Module:
     return NoisyLinear(in_dim, out_dim) if noisy else nn.Linear(in_dim, out_dim)
 
 
+def without_final_fc(encoder: nn.Module) -> nn.Module:
+    """``encoder`` with its final fully connected layer ``fc`` replaced by the identity.
+
+    The pixel encoders (``modules/cnn.py``) end in ``relu(fc(x))`` with ``x >= 0`` (a ReLU'd conv
+    trunk, flattened or pooled), so what is left is exactly the trunk's features; ``out_dim`` follows.
+    The dueling, noisy-net and Rainbow papers put their (noisy) 512-unit hidden layers there, one
+    per stream (``QHead(hidden_size=512)``). An encoder without ``fc`` (the MLP) is returned as is.
+    """
+    fc = getattr(encoder, "fc", None)
+    if isinstance(fc, nn.Linear):
+        encoder.fc = nn.Identity()
+        encoder.out_dim = fc.in_features
+    return encoder
+
+
 class QHead(nn.Module):
     """Features ``[..., F]`` -> ``[..., A, K]`` (``K`` atoms per action; 1 for plain Q).
 
     ``dueling``: ``V [..., 1, K] + A [..., A, K] - mean_a A`` (Wang et al. 2016, eq. 9);
-    ``hidden_size > 0`` puts one ReLU layer in front (in each stream when dueling).
+    ``hidden_size > 0`` puts one ReLU layer in front, in each stream when dueling, noisy when
+    ``noisy`` (Wang et al. 2016 and Hessel et al. 2018: 512 units per stream on the conv trunk).
     """
 
     def __init__(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from d2rl.algorithms import dqn_losses as L
-from d2rl.modules.q_heads import FractionProposal, NoisyLinear, QHead
+from d2rl.modules.q_heads import FractionProposal, NoisyLinear, QHead, without_final_fc
 
 
 def test_q_target_and_huber() -> None:
@@ -125,3 +125,21 @@ def test_noisy_linear_noise_on_in_train_off_in_eval() -> None:
     assert not torch.allclose(a, layer(x))
     layer.eval()
     torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight_mu, layer.bias_mu))
+
+
+def test_weighted_mean_by_hand() -> None:
+    loss = torch.tensor([1.0, 3.0])
+    assert L.weighted_mean(loss, None).item() == 2.0
+    assert L.weighted_mean(loss, torch.tensor([0.5, 0.0])).item() == 0.25  # (0.5 * 1 + 0 * 3) / 2
+
+
+def test_without_final_fc_leaves_the_conv_trunk() -> None:
+    from d2rl.modules.cnn import NatureCNN
+
+    net = NatureCNN((4, 36, 36))  # convs: 36 -> 8 -> 3 -> 1, so 64 trunk features
+    x = torch.randint(0, 256, (2, 4, 36, 36), dtype=torch.uint8)
+    trunk = net.convs(x.float() / 255).flatten(1)
+    assert without_final_fc(net) is net and net.out_dim == 64
+    torch.testing.assert_close(net(x), trunk)
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 4))
+    assert without_final_fc(mlp) is mlp and isinstance(mlp[0], torch.nn.Linear)  # no `fc`: as is
