@@ -104,7 +104,9 @@ def train_copy(core: nn.Module, steps: int, length: int = 8, bits: int = 8, seed
 @pytest.mark.slow
 def test_dnc_learns_to_copy_8_vectors_where_an_lstm_of_its_size_does_not() -> None:
     """32 controller units, a 16 x 16 memory, one read head; copy 8 vectors of 8 bits; 600 Adam
-    steps of 32 sequences each for both. Seen here: DNC bit error ~0.00-0.01, LSTM ~0.28."""
+    steps of 32 sequences each for both. Seen here (2 loaded CPU cores, 1 thread): DNC 0.0016 in 69 s,
+    LSTM 0.31; other seeds: DNC 0.000-0.004 after 600 steps, while LSTMs of 32, 48 (as many
+    parameters as the DNC) and 64 units were still at 0.235, 0.184 and 0.158 after 2000 steps."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
     dnc_error = train_copy(DNCCore(10, hidden_size=32, memory_slots=16, word_size=16, read_heads=1), 600)
