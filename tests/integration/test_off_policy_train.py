@@ -1,11 +1,16 @@
-"""SAC/TD3 end to end: every new env preset runs, resume restores the replay buffer, clear errors."""
+"""SAC/TD3 end to end: every env preset runs, pixels train (CarRacing, dm_control), resume restores
+the replay buffer, clear errors."""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import math
 from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 
 from d2rl import checkpoint
 from d2rl.errors import D2RLError
@@ -20,7 +25,7 @@ TINY = [
     "algo.hidden_sizes=[32]",
     "algo.batch_size=32",
     "algo.learning_starts_env_steps=64",
-    "algo.steps_per_iteration=32",
+    "algo.round_env_steps=64",
     "replay.capacity=1024",
 ]
 
@@ -42,17 +47,20 @@ def test_env_presets_train(make_cfg, algo: str, env: str) -> None:  # type: igno
 
 
 class _CrashAt(L.Callback):
-    def __init__(self, iterations: int) -> None:
-        self.iterations = iterations
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
 
-    def on_train_batch_end(self, trainer, agent, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
-        if agent.iteration >= self.iterations:
+    def on_train_batch_end(self, trainer, learner, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        if batch.round + 1 >= self.rounds:
             raise RuntimeError("simulated crash")
 
 
 class _SeenAtStart(L.Callback):
-    def on_train_start(self, trainer, agent) -> None:  # type: ignore[no-untyped-def]
-        self.env_steps, self.stored = agent.env_steps, len(agent.buffer)
+    """The replay and env steps the first round after a resume sees (that round's 64 steps included)."""
+
+    def on_train_batch_start(self, trainer, learner, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        if not hasattr(self, "env_steps"):
+            self.env_steps, self.stored = batch.env_steps, len(batch.storage)
 
 
 def test_resume_restores_the_replay_buffer(make_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -68,21 +76,23 @@ def test_resume_restores_the_replay_buffer(make_cfg, tmp_path: Path) -> None:  #
         train(cfg, callbacks=[_CrashAt(3)])  # 3 x 64 steps: checkpoint at 128, crash at 192
     run = tmp_path / "run"
     saved = checkpoint.load(run)
-    assert saved["counters"]["env_steps"] == 128
-    assert int(saved["agent"]["replay.valid"].sum()) == 128  # every transition so far
+    assert saved["loop"]["env_steps"] == 128
+    assert int(saved["storage"]["valid"].sum()) == 128  # every transition so far
     seen = _SeenAtStart()
     out = train(make_cfg("trainer.progress_bar=false", f"resume={run}", output_dir=tmp_path / "x"), [seen])
-    assert seen.env_steps == 128 and seen.stored == 128
+    assert seen.env_steps == 128 + 64 and seen.stored == 128 + 64
     assert out["env_steps"] == 512
 
 
 def test_action_space_mismatch_is_a_clear_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(D2RLError, match="supports box actions"):
+    with pytest.raises(D2RLError, match="supports box actions") as err:
         train(make_cfg("algo=td3", "env=cartpole", "~tuned", *TINY))
+    assert "\n" not in str(err.value)
 
 
-def test_pixel_observations_are_a_clear_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(D2RLError, match="vector observations"):
+def test_pixels_with_a_vector_network_are_a_clear_error(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    """SAC's default network (identity) reads vectors: pixels need a conv net, said in one line."""
+    with pytest.raises(D2RLError, match="network=identity takes vector observations") as err:
         train(
             make_cfg(
                 "algo=sac",
@@ -90,6 +100,50 @@ def test_pixel_observations_are_a_clear_error(make_cfg) -> None:  # type: ignore
                 "~tuned",
                 *TINY,
                 "+env.kwargs.pixels=true",
-                "network=nature_cnn",
+                "+env.kwargs.image_size=36",
             )
         )
+    assert "\n" not in str(err.value) and "network=nature_cnn" in str(err.value)
+
+
+# -- pixels: one shared conv encoder (critic-trained), uint8 replay ------------------------------
+PIXEL_TINY = [
+    *TINY,
+    "algo.hidden_sizes=[16]",
+    "algo.batch_size=16",
+    "network=nature_cnn",
+    "network.features=32",
+    "env.max_episode_steps=40",
+    "replay.capacity=512",
+]
+PIXEL_RUNS = {
+    "sac-carracing": ("Box2D", ["algo=sac", "env=carracing"]),
+    "td3-carracing": ("Box2D", ["algo=td3", "env=carracing"]),
+    "sac_discrete-carracing": (
+        "Box2D",
+        ["algo=sac_discrete", "env=carracing", "env.kwargs.continuous=false"],
+    ),
+    "sac-dmc_pixels": (
+        "dm_control",
+        ["algo=sac", "env=dmc_cartpole_swingup", "+env.kwargs.pixels=true", "+env.kwargs.image_size=64"],
+    ),
+    "ddpg-dmc_pixels": (
+        "dm_control",
+        ["algo=ddpg", "env=dmc_cartpole_swingup", "+env.kwargs.pixels=true", "+env.kwargs.image_size=64"],
+    ),
+}
+
+
+@pytest.mark.parametrize("run", sorted(PIXEL_RUNS))
+def test_pixel_runs_train(make_cfg, tmp_path: Path, run: str) -> None:  # type: ignore[no-untyped-def]
+    module, overrides = PIXEL_RUNS[run]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} not installed")
+    out = train(make_cfg(*overrides, "~tuned", *PIXEL_TINY))
+    assert out["env_steps"] == 256
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    losses = [float(r["loss/q"]) for r in rows if r.get("loss/q")]
+    assert losses and all(math.isfinite(v) for v in losses)
+    saved = checkpoint.load(tmp_path / "run")
+    assert saved["storage"]["obs"].dtype == torch.uint8  # pixels stay uint8 in replay
+    assert any(k.startswith("critics.target_encoder.") for k in saved["learner"])

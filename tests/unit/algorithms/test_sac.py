@@ -8,12 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from d2rl.algorithms.sac import SACAgent, SACConfig, log_q, soft_target, temperature_loss
+from d2rl.algorithms.sac import SACConfig
+from d2rl.algorithms.sac.learner import build, log_q, soft_target, temperature_loss
+from d2rl.errors import D2RLError
 from d2rl.modules.actors import squashed_gaussian_sample
-
-REPLAY = OmegaConf.create({"kind": "uniform", "capacity": 1000, "save_in_checkpoint": True})
 
 
 def _normal_pdf(u: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -100,39 +99,32 @@ def test_temperature_loss_by_hand() -> None:
     assert float(log_alpha.grad) == pytest.approx(-2.0)  # entropy below target: alpha grows
 
 
-def test_actions_are_rescaled_to_any_box() -> None:
+def test_actions_are_rescaled_to_any_box(make_ctx) -> None:  # type: ignore[no-untyped-def]
     space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 10.0], np.float32))
-    agent = SACAgent(SACConfig(hidden_sizes=[8]), (3,), space, 2, REPLAY, 0)
+    built = build(SACConfig(hidden_sizes=[8]), make_ctx(gym.spaces.Box(-1, 1, (3,), np.float32), space))
+    policy = built.policy
     norm = torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])
-    env = agent.to_env(norm)
+    env = policy.scale.to_env(norm)
     torch.testing.assert_close(env, torch.tensor([[-2.0, 0.0], [0.0, 5.0], [2.0, 10.0]]))
-    torch.testing.assert_close(agent.from_env(env), norm)
-    out = agent.policy(torch.randn(64, 3), deterministic=False)
+    torch.testing.assert_close(policy.scale.from_env(env), norm)
+    out, _, _ = policy.act(torch.randn(64, 3), explore=True)
     assert (out >= torch.tensor([-2.0, 0.0])).all() and (out <= torch.tensor([2.0, 10.0])).all()
 
 
-def test_infinite_action_bounds_are_a_clear_error() -> None:
-    from d2rl.errors import D2RLError
-
+def test_infinite_action_bounds_are_a_clear_error(make_ctx) -> None:  # type: ignore[no-untyped-def]
     obs = gym.spaces.Box(-1, 1, (3,), np.float32)
     with pytest.raises(D2RLError, match="finite action bounds"):
-        SACAgent.from_config(
-            OmegaConf.structured(SACConfig()),
-            None,
-            None,
-            obs,
-            gym.spaces.Box(-np.inf, np.inf, (1,)),
-            1,
-            100,
-            REPLAY,
-        )
+        build(SACConfig(), make_ctx(obs, gym.spaces.Box(-np.inf, np.inf, (1,))))
 
 
-def test_replay_contents_travel_with_the_state_dict() -> None:
+def test_replay_contents_travel_with_the_state_dict(make_ctx) -> None:  # type: ignore[no-untyped-def]
+    """The storage's state (checkpoint["storage"]) restores every transition; a policy built to
+    act elsewhere (another num_envs) takes the weights alone."""
     space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    agent = SACAgent(SACConfig(hidden_sizes=[8]), (2,), space, 2, REPLAY, 0)
+    obs_space = gym.spaces.Box(-5.0, 5.0, (2,), np.float32)
+    built = build(SACConfig(hidden_sizes=[8]), make_ctx(obs_space, space))
     for _ in range(5):
-        agent.buffer.add(
+        built.storage.add(
             np.random.randn(2, 2).astype(np.float32),
             np.zeros((2, 1), np.float32),
             np.ones(2),
@@ -140,11 +132,13 @@ def test_replay_contents_travel_with_the_state_dict() -> None:
             np.zeros(2, bool),
             np.zeros(2, bool),
         )
-    state = agent.state_dict()
-    fresh = SACAgent(SACConfig(hidden_sizes=[8]), (2,), space, 2, REPLAY, 1)
-    fresh.load_state_dict(state)
-    assert len(fresh.buffer) == 10
-    np.testing.assert_array_equal(fresh.buffer.obs, agent.buffer.obs)
-    acting_only = SACAgent(SACConfig(hidden_sizes=[8]), (2,), space, 1, REPLAY, 1)  # other num_envs
-    acting_only.load_state_dict(state)  # weights only
-    torch.testing.assert_close(acting_only.actor.net.layers[0].weight, agent.actor.net.layers[0].weight)
+    fresh = build(SACConfig(hidden_sizes=[8]), make_ctx(obs_space, space))
+    fresh.storage.load_state_dict(built.storage.state_dict())
+    fresh.learner.load_state_dict(built.learner.state_dict())
+    assert len(fresh.storage) == 10
+    np.testing.assert_array_equal(fresh.storage.obs, built.storage.obs)
+    acting_only = build(SACConfig(hidden_sizes=[8]), make_ctx(obs_space, space, num_envs=1))
+    acting_only.policy.load_state_dict(built.policy.state_dict())  # weights only
+    torch.testing.assert_close(
+        acting_only.policy.actor.net.layers[0].weight, built.policy.actor.net.layers[0].weight
+    )
