@@ -139,9 +139,9 @@ SPEC = EnvSuiteSpec(
     requires=("dm_control",),
     install_hint="pip install 'd2rl[dmc]'",
     description="DeepMind Control Suite tasks (<domain>-<task>), state vector or pixel observations",
-    # the smoke matrix: state and pixel observations
+    # the smoke matrix: state and pixel observations (the preset has no kwargs: `++` adds them)
     smoke=(
         "env=dmc_cartpole_swingup env.max_episode_steps=100",
-        "env=dmc_cartpole_swingup env.kwargs.pixels=true env.kwargs.image_size=64 env.max_episode_steps=50",
+        "env=dmc_cartpole_swingup ++env.kwargs.pixels=true ++env.kwargs.image_size=64 env.max_episode_steps=50",
     ),
 )
