@@ -47,6 +47,7 @@ class AlgorithmSpec:
     observations: tuple[str, ...] = OBSERVATION_KINDS  # what it learns from: "vector", "pixels"
     env_defaults: Mapping[str, Any] = field(default_factory=dict)
     default_network: str | None = None  # e.g. "identity"; pixel env presets and network= override it
+    recurrent: bool = False  # it can use a recurrent core (network.core=lstm|gru|dnc|transformer)
     description: str = ""
     config_search_path: str | None = None  # e.g. "pkg://my_plugin.conf": extra YAML presets
 

@@ -75,6 +75,13 @@ def build_algorithm(cfg: DictConfig, envs: Any, seed: int) -> tuple[Built, Build
             f"network={network.name} takes {' or '.join(network.accepts)} observations, but env "
             f"'{cfg.env.id}' gives {obs_kind} {shape}; pick {hint}"
         )
+    core = getattr(cfg.network, "core", "none")
+    core = str(getattr(core, "value", core))
+    if core != "none" and not getattr(spec, "recurrent", False):
+        raise D2RLError(
+            f"algorithm '{spec.name}' has no recurrent policy, so network.core={core} cannot be used; "
+            "drop network.core or pick a recurrent algorithm"
+        )
     ctx = BuildContext(
         observation_space=envs.single_observation_space,
         action_space=envs.single_action_space,

@@ -171,3 +171,8 @@ def test_user_errors_are_d2rl_errors(make_cfg) -> None:  # type: ignore[no-untyp
 def test_async_vectorization(make_cfg) -> None:  # type: ignore[no-untyped-def]
     out = train(make_cfg(*SMALL, "env.vectorization=async", "env.num_envs=2"))
     assert out["env_steps"] == 1024
+
+
+def test_a_recurrent_core_is_refused_by_a_feed_forward_algorithm(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(D2RLError, match="no recurrent policy, so network.core=lstm cannot be used"):
+        train(make_cfg(*SMALL, "network.core=lstm"))

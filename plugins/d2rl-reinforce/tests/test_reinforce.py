@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from d2rl_reinforce.corridor import Corridor
-from d2rl_reinforce.reinforce import SPEC, reinforce_loss
+from d2rl_reinforce.reinforce import reinforce_loss
 from d2rl_reinforce.resmlp import ResMLP
+from d2rl_reinforce.specs import REINFORCE as SPEC
 from hydra.errors import ConfigCompositionException
 
 from d2rl import registry
@@ -78,7 +79,9 @@ def test_corridor_dynamics() -> None:
 
 def test_yaml_preset_composes(make_cfg) -> None:  # type: ignore[no-untyped-def]
     cfg = make_cfg("algo=reinforce_entropy", "env=cartpole")
-    assert cfg.algo.name == "reinforce" and cfg.algo.ent_coef == 0.01 and cfg.algo.lr == 1e-3
+    # tuned/reinforce_cartpole.yaml applies to the algorithm's presets too (it has none of its own)
+    assert cfg.algo.name == "reinforce" and cfg.algo.ent_coef == 0.01 and cfg.algo.lr == 2e-3
+    assert make_cfg("algo=reinforce_entropy", "env=cartpole", "~tuned").algo.lr == 1e-3
     tuned = make_cfg("algo=reinforce", "env=cartpole", "network=resmlp")
     assert tuned.algo.lr == 2e-3 and tuned.env.num_envs == 8  # tuned/reinforce_cartpole.yaml
     assert tuned.network.width == 64 and tuned.network.num_blocks == 2

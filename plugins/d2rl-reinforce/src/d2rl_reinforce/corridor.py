@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 
 class Corridor(gym.Env[np.ndarray, int]):
@@ -63,12 +63,6 @@ def make_vec(
     def make() -> gym.Env:
         return gym.wrappers.TimeLimit(env_class(**kwargs), max_episode_steps=max_steps)
 
-    return gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-
-
-SPEC = EnvSuiteSpec(
-    name="toy",
-    make_vec=make_vec,
-    description="tiny corridor env for plugin demos [example plugin]",
-    config_search_path="pkg://d2rl_reinforce.conf",
-)
+    envs = gym.vector.SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.d2rl_facts = EnvFacts()  # vector observations, episodes end where the env says
+    return envs

@@ -4,13 +4,12 @@ plugin's network, selectable as ``network=resmlp``."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from d2rl.modules.mlp import orthogonal_init
-from d2rl.specs import NetworkSpec
+from d2rl_reinforce.specs import ResMLPConfig
 
 
 class ResidualBlock(nn.Module):
@@ -40,20 +39,5 @@ class ResMLP(nn.Module):
         return torch.relu(self.norm(self.blocks(self.stem(x.flatten(1)))))
 
 
-@dataclass
-class ResMLPConfig:
-    name: str = "resmlp"
-    width: int = 64
-    num_blocks: int = 2
-
-
 def build(cfg: ResMLPConfig, obs_shape: tuple[int, ...]) -> ResMLP:
     return ResMLP(math.prod(obs_shape), int(cfg.width), int(cfg.num_blocks))
-
-
-SPEC = NetworkSpec(
-    name="resmlp",
-    config_class=ResMLPConfig,
-    builder=build,
-    description="residual MLP with LayerNorm [example plugin]",
-)
