@@ -12,8 +12,8 @@ env steps/s and the final deterministic eval return over 10 episodes.
 ``--update-only`` times just the gradient steps (sampling included), alternating SB3 and d2rl in
 blocks of 50 within one process: the fairest figure on a machine shared with other jobs.
 
-Differences that remain: d2rl collects 64 env steps, then does 64 gradient steps (SB3 alternates
-1 and 1), and computes the critic, actor and temperature gradients in one backward pass (the actor
+Differences that remain: d2rl collects 64 env steps (``algo.round_env_steps``), then does 64
+gradient steps (SB3 alternates 1 and 1), and computes the critic, actor and temperature gradients in one backward pass (the actor
 sees the critic before, not after, the same step's critic update).
 """
 
@@ -92,14 +92,14 @@ def run_d2rl(steps: int, seed: int, out: Path) -> dict[str, float]:
         )
     res = train(cfg)
     s = json.loads((out / "summary.json").read_text())
-    fit, t = s["fit_time_s"], s["timings_s"]
+    fit, t = s["fit_time_s"], s["timings_s"]  # the Loop's env / act / store seconds
+    collect = t["env"] + t["act"] + t["store"]
     return {
         "sps": s["env_steps"] / fit,
         "return": res["eval/return_mean"],
         "fit_s": fit,
-        "collect_s": t["collect"],
-        "update_s": t["update"],
-        "loop_overhead_s": fit - t["collect"] - t["update"],
+        "collect_s": collect,
+        "update_and_loop_s": fit - collect,  # gradient steps, sampling, Lightning and callbacks
     }
 
 
@@ -136,28 +136,41 @@ def run_sb3(steps: int, seed: int) -> dict[str, float]:
 
 def update_cost(reps: int = 6, n: int = 50) -> dict[str, list[float]]:
     """Milliseconds per gradient step (batch 256, 256-256 nets), SB3's ``train(1)`` and d2rl's
-    ``update`` alternating in one process, so both see the same machine load."""
-    from omegaconf import OmegaConf
+    learner update alternating in one process, so both see the same machine load."""
     from stable_baselines3 import SAC
 
-    from d2rl.algorithms.sac import SACAgent, SACConfig
+    from d2rl.algorithms.actor_critic.nets import run_updates
+    from d2rl.algorithms.sac import SACConfig
+    from d2rl.algorithms.sac.learner import build
+    from d2rl.buffers.batches import ReplayBatches
+    from d2rl.config import ReplayConfig
+    from d2rl.core import BuildContext
+    from d2rl.envs import EnvFacts
+    from d2rl.registry import get_network
 
     torch.set_num_threads(1)
     sb3 = SAC(
         "MlpPolicy", "Pendulum-v1", learning_rate=HP["lr"], learning_starts=100, device="cpu", verbose=0
     )
     sb3.learn(600)  # fills its buffer
-    replay = OmegaConf.create({"kind": "uniform", "capacity": 10_000, "save_in_checkpoint": False})
-    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
-    agent = SACAgent(
-        SACConfig(actor_lr=HP["lr"], critic_lr=HP["lr"], alpha_lr=HP["lr"]), (3,), space, 1, replay, 0
+    identity = get_network("identity")
+    ctx = BuildContext(
+        observation_space=gym.spaces.Box(-8.0, 8.0, (3,), np.float32),
+        action_space=gym.spaces.Box(-2.0, 2.0, (1,), np.float32),
+        num_envs=1,
+        facts=EnvFacts(),
+        network=identity,
+        network_cfg=identity.config_class(),
+        replay_cfg=ReplayConfig(kind="uniform", capacity=10_000, save_in_checkpoint=False),
+        total_env_steps=10_000,
+        seed=0,
     )
-    agent._opt = agent.configure_optimizers()
+    built = build(SACConfig(actor_lr=HP["lr"], critic_lr=HP["lr"], alpha_lr=HP["lr"]), ctx)
+    learner, storage = built.learner, built.storage
+    learner._opt = learner.configure_optimizers()
     for _ in range(600):
         o = np.random.randn(1, 3).astype(np.float32)
-        agent.buffer.add(
-            o, np.random.uniform(-2, 2, (1, 1)).astype(np.float32), np.zeros(1), o, [False], [False]
-        )
+        storage.add(o, np.random.uniform(-2, 2, (1, 1)).astype(np.float32), np.zeros(1), o, [False], [False])
     out: dict[str, list[float]] = {"sb3": [], "d2rl": []}
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -165,8 +178,8 @@ def update_cost(reps: int = 6, n: int = 50) -> dict[str, list[float]]:
             sb3.train(gradient_steps=1, batch_size=HP["batch"])
         out["sb3"].append((time.perf_counter() - t0) / n * 1e3)
         t0 = time.perf_counter()
-        for batch in agent._batches(n):  # sampling included, as in SB3's train()
-            agent.update(batch)
+        # sampling included, as in SB3's train(): one sample call for the n batches, as in training
+        run_updates(ReplayBatches(storage, n, HP["batch"], 0, 0, 1), learner.policy.scale, learner.update)
         out["d2rl"].append((time.perf_counter() - t0) / n * 1e3)
     return out
 
@@ -213,9 +226,7 @@ def main() -> None:
         "sb3_return_mean": round(mean(sb, "return"), 1),
         "d2rl_returns": [round(r["return"], 1) for r in d2],
         "sb3_returns": [round(r["return"], 1) for r in sb],
-        "d2rl_time_split_s": {
-            k: round(mean(d2, k), 2) for k in ("fit_s", "collect_s", "update_s", "loop_overhead_s")
-        },
+        "d2rl_time_split_s": {k: round(mean(d2, k), 2) for k in ("fit_s", "collect_s", "update_and_loop_s")},
         "python": sys.version.split()[0],
         "torch": torch.__version__,
     }

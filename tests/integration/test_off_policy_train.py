@@ -46,6 +46,15 @@ def test_env_presets_train(make_cfg, algo: str, env: str) -> None:  # type: igno
     assert out["env_steps"] == 256
 
 
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_prioritized_replay_trains(make_cfg, tmp_path: Path, algo: str) -> None:  # type: ignore[no-untyped-def]
+    """replay=prioritized: TD errors become priorities and beta is annealed by env steps."""
+    out = train(make_cfg(f"algo={algo}", "env=pendulum", "~tuned", *TINY, "replay=prioritized"))
+    assert out["env_steps"] == 256
+    storage = checkpoint.load(tmp_path / "run")["storage"]
+    assert float(storage["max_priority"]) != 1.0  # written back by the learner
+
+
 class _CrashAt(L.Callback):
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -151,3 +152,8 @@ def critic_loss(td: torch.Tensor, batch: dict[str, torch.Tensor], scale: float) 
     if "weights" in batch:
         sq = batch["weights"] * sq
     return scale * sq.mean(-1).sum()
+
+
+def feature_dim(encoder: Any) -> int:
+    """Width of an encoder's features (every network sets ``out_dim``)."""
+    return int(encoder.out_dim)

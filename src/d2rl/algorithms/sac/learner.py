@@ -13,6 +13,7 @@ from d2rl.algorithms.actor_critic.nets import (
     Critics,
     check,
     critic_loss,
+    feature_dim,
     make_storage,
     polyak,
     run_updates,
@@ -62,6 +63,10 @@ class SACPolicy(Policy):
     """Encoder + squashed-Gaussian actor (Box; ``scale`` maps to the env's bounds) or categorical
     actor (discrete, ``scale`` None). ``explore`` samples; otherwise the mode."""
 
+    encoder: nn.Module
+    actor: Any  # SquashedGaussianActor | CategoricalActor
+    scale: ActionScale | None
+
     def __init__(self, encoder: nn.Module, actor: nn.Module, scale: ActionScale | None) -> None:
         super().__init__()
         self.encoder, self.actor, self.scale = encoder, actor, scale
@@ -85,12 +90,15 @@ class SACLosses(NamedTuple):
     critic: torch.Tensor
     actor: torch.Tensor
     alpha: torch.Tensor | None  # None with a fixed temperature
-    td_abs: torch.Tensor  # [B], mean |TD error| over the critics (PER priorities)
+    td: torch.Tensor  # [E, B] TD errors, detached (PER priorities: mean |td| over the critics)
     metrics: dict[str, torch.Tensor]
 
 
 class SACLearner(Learner):
     """One fused Adam step per batch on the sum of the critic, actor and temperature losses."""
+
+    policy: SACPolicy
+    critics: Critics
 
     def __init__(self, cfg: SACConfig, policy: SACPolicy, critics: Critics, target_entropy: float) -> None:
         super().__init__()
@@ -179,12 +187,12 @@ class SACLearner(Learner):
             metrics["loss/alpha"] = alpha_loss.detach()
         metrics["stats/entropy"] = entropy.mean()
         metrics["stats/q"] = q.detach().mean()
-        return SACLosses(q_loss, actor_loss, alpha_loss, td.detach().abs().mean(0), metrics)
+        return SACLosses(q_loss, actor_loss, alpha_loss, td.detach(), metrics)
 
     def update(self, batch: dict[str, torch.Tensor], batches: ReplayBatches) -> dict[str, torch.Tensor]:
         out = self.losses(batch)
         if "weights" in batch:  # prioritized replay
-            batches.update_priorities(batch, out.td_abs)
+            batches.update_priorities(batch, out.td.abs().mean(0))
         loss = out.critic + out.actor
         if out.alpha is not None:
             loss = loss + out.alpha
@@ -204,7 +212,7 @@ def build(cfg: SACConfig, ctx: BuildContext) -> Built:
     ctx.require(("box", "discrete"), cfg.name)
     check(ctx, cfg, cfg.name)
     encoder = ctx.encoder()
-    features, A, hidden, act = int(encoder.out_dim), ctx.num_actions, list(cfg.hidden_sizes), cfg.activation
+    features, A, hidden, act = feature_dim(encoder), ctx.num_actions, list(cfg.hidden_sizes), cfg.activation
     scale: ActionScale | None = None
     actor: nn.Module
     if ctx.discrete:

@@ -14,6 +14,7 @@ from d2rl.algorithms.actor_critic.nets import (
     Critics,
     check,
     critic_loss,
+    feature_dim,
     make_storage,
     polyak,
     run_updates,
@@ -55,6 +56,10 @@ class TD3Policy(Policy):
     The OU process is the policy's recurrent state (``[N, A]``), so the Loop restarts it with each
     episode (``reset_state``).
     """
+
+    encoder: nn.Module
+    actor: DeterministicActor
+    scale: ActionScale
 
     def __init__(
         self,
@@ -101,6 +106,10 @@ class TD3Policy(Policy):
 class TD3Learner(Learner):
     """A critic step per batch; every ``policy_delay`` steps an actor step and the target updates."""
 
+    policy: TD3Policy
+    critics: Critics
+    actor_target: DeterministicActor
+
     def __init__(self, cfg: TD3Config, policy: TD3Policy, critics: Critics) -> None:
         super().__init__()
         self.cfg, self.policy, self.critics = cfg, policy, critics
@@ -121,7 +130,7 @@ class TD3Learner(Learner):
         self._opts = self.raw_optimizers()  # no Lightning wrappers per step
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Loss on the smoothed clipped double-Q target; also ``|TD| [B]`` and ``Q [E, B]`` (detached)."""
+        """Loss on the smoothed clipped double-Q target; also the TD errors and ``Q``, ``[E, B]`` detached."""
         cfg, encoder = self.cfg, self.policy.encoder
         obs, action, next_obs = batch["obs"], batch["action"], batch["next_obs"]
         with torch.no_grad():
@@ -136,7 +145,7 @@ class TD3Learner(Learner):
             y = td3_target(batch["reward"], batch["discount"], batch["terminated"], next_q)
         q = self.critics.q(torch.cat([encoder(obs), action], -1)).squeeze(-1)  # [E, B]
         td = q - y
-        return critic_loss(td, batch, 1.0), td.detach().abs().mean(0), q.detach()
+        return critic_loss(td, batch, 1.0), td.detach(), q.detach()
 
     def actor_loss(self, features: torch.Tensor) -> torch.Tensor:
         """Deterministic policy gradient through ``Q_1`` only (eq. 6); critic weights and the
@@ -146,9 +155,9 @@ class TD3Learner(Learner):
 
     def update(self, batch: dict[str, torch.Tensor], batches: ReplayBatches) -> dict[str, torch.Tensor]:
         critic_opt, actor_opt = self._opts
-        q_loss, td_abs, q = self.critic_loss(batch)
-        if "weights" in batch:  # prioritized replay
-            batches.update_priorities(batch, td_abs)
+        q_loss, td, q = self.critic_loss(batch)
+        if "weights" in batch:  # prioritized replay: mean |TD error| over the critics
+            batches.update_priorities(batch, td.abs().mean(0))
         critic_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         critic_opt.step()
@@ -172,7 +181,7 @@ def build(cfg: TD3Config, ctx: BuildContext) -> Built:
     ctx.require(("box",), cfg.name)
     check(ctx, cfg, cfg.name)
     encoder = ctx.encoder()
-    features, A, hidden, act = int(encoder.out_dim), ctx.num_actions, list(cfg.hidden_sizes), cfg.activation
+    features, A, hidden, act = feature_dim(encoder), ctx.num_actions, list(cfg.hidden_sizes), cfg.activation
     actor = DeterministicActor(features, A, hidden, act)
     critics = Critics(encoder, features + A, 1, 2 if cfg.twin_critic else 1, hidden, act)
     policy = TD3Policy(
