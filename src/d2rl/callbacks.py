@@ -53,6 +53,23 @@ class MetricsCallback(L.Callback):
         self.t_last, self.steps_last, self.last_logged = now, step, step
 
 
+class UpdateTimer(L.Callback):
+    """Accumulates the wall time of the Learner's ``training_step`` into ``loop.timings["update"]``."""
+
+    def __init__(self, loop: LocalLoop) -> None:
+        self.loop, self.t0 = loop, 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.loop.timings["update"] += time.perf_counter() - self.t0
+
+
 class PeriodicCallback(L.Callback):
     """Runs ``fire`` after a learner step that crossed a multiple of ``period`` env steps
     (and, with ``at_end``, after the last one)."""
@@ -190,7 +207,9 @@ class ProgressBar(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.close()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self.close()
 
 

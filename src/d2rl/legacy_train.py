@@ -18,10 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from d2rl import checkpoint
 from d2rl.agent import Agent
-from d2rl.legacy_callbacks import CheckpointCallback, EvalCallback, MetricsCallback, ProgressBar, summarize_returns
 from d2rl.envs import action_space_kind, env_facts, make_vec_env
 from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
+from d2rl.legacy_callbacks import (
+    CheckpointCallback,
+    EvalCallback,
+    MetricsCallback,
+    ProgressBar,
+    summarize_returns,
+)
 from d2rl.registry import get_algorithm, get_network
 from d2rl.run_logger import RunLogger
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
@@ -253,9 +252,9 @@ def register_config_nodes() -> list[str]:
     tuned = yaml_files("tuned")
     for preset, base in presets.items():
         for tname, f in tuned.items():
-            if tname.startswith(base + "_") and f"{preset}{tname[len(base):]}" not in tuned:
+            if tname.startswith(base + "_") and f"{preset}{tname[len(base) :]}" not in tuned:
                 node = OmegaConf.create(f.read_text())
-                cs.store(group="tuned", name=f"{preset}{tname[len(base):]}", package="_global_", node=node)
+                cs.store(group="tuned", name=f"{preset}{tname[len(base) :]}", package="_global_", node=node)
     return config_search_paths()
 
 

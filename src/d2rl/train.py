@@ -22,7 +22,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from d2rl import checkpoint
-from d2rl.callbacks import CheckpointCallback, EvalCallback, MetricsCallback, ProgressBar, summarize_returns
+from d2rl.callbacks import (
+    CheckpointCallback,
+    EvalCallback,
+    MetricsCallback,
+    ProgressBar,
+    UpdateTimer,
+    summarize_returns,
+)
 from d2rl.config import ReplayConfig
 from d2rl.core import BuildContext, Built, StopTraining, clear_stop, request_stop
 from d2rl.envs import action_space_kind, env_facts, make_vec_env
@@ -70,7 +77,9 @@ def build_algorithm(cfg: DictConfig, envs: Any, seed: int) -> tuple[Built, Build
         )
     network = get_network(cfg.network.name)
     if obs_kind not in network.accepts:
-        hint = "network=nature_cnn, network=impala_resnet or network=resnet" if facts.pixels else "network=mlp"
+        hint = (
+            "network=nature_cnn, network=impala_resnet or network=resnet" if facts.pixels else "network=mlp"
+        )
         raise D2RLError(
             f"network={network.name} takes {' or '.join(network.accepts)} observations, but env "
             f"'{cfg.env.id}' gives {obs_kind} {shape}; pick {hint}"
@@ -193,7 +202,9 @@ def _fit(
         try:
             learner.load_state_dict(init["learner"])
         except (RuntimeError, KeyError) as e:
-            raise D2RLError(f"load_from={cfg.load_from}: weights do not fit this algo/network/env ({e})") from e
+            raise D2RLError(
+                f"load_from={cfg.load_from}: weights do not fit this algo/network/env ({e})"
+            ) from e
     planned = loop.total_rounds * loop.env_steps_per_round
     if resume_state is None and planned != total:
         log.info(
@@ -225,9 +236,12 @@ def _fit(
             "versions": package_versions(),
         }
 
-    ckpt_cb = CheckpointCallback(loop, run_dir / "checkpoints", int(tcfg.checkpoint_period_env_steps), make_state)
+    ckpt_cb = CheckpointCallback(
+        loop, run_dir / "checkpoints", int(tcfg.checkpoint_period_env_steps), make_state
+    )
     progress = ProgressBar(loop, total, bool(tcfg.progress_bar))
     all_callbacks: list[L.Callback] = [
+        UpdateTimer(loop),  # first: its start/end hooks bracket training_step alone
         MetricsCallback(run_logger, loop, int(tcfg.log_period_env_steps)),
         EvalCallback(
             run_logger,

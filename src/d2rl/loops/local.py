@@ -50,7 +50,9 @@ class LocalLoop:
         self.round = 0
         self.grad_credit = 0.0  # fractional gradient steps carried to the next round
         self.tracker = EpisodeTracker(n, episode_stats=episode_stats)
-        self.timings = {"env": 0.0, "act": 0.0, "store": 0.0}
+        # seconds spent stepping envs, acting, storing; "learner_step": the Trainer's time between
+        # two items (training_step, Lightning's hooks, callbacks), of which "update" is training_step
+        self.timings = {"env": 0.0, "act": 0.0, "store": 0.0, "learner_step": 0.0, "update": 0.0}
         self.on_vector_step: list[Callable[[LocalLoop], None]] = []  # progress listeners
         self.rng = np.random.default_rng(seed)
         space: Any = envs.single_action_space
@@ -83,7 +85,9 @@ class LocalLoop:
         while self.round < self.total_rounds:
             item = self.collect_round()
             self.round += 1
+            t0 = time.perf_counter()
             yield item
+            self.timings["learner_step"] += time.perf_counter() - t0
 
     def collect_round(self) -> Rollout | ReplayBatches:
         if isinstance(self.schedule, RolloutSchedule):

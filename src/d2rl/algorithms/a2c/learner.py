@@ -31,7 +31,11 @@ def a2c_loss(
     v_loss = (ret - value).square().mean()  # SB3: F.mse_loss(returns, values)
     ent = entropy.mean()
     loss = pg_loss + vf_coef * v_loss - ent_coef * ent
-    return loss, {"loss/policy": pg_loss.detach(), "loss/value": v_loss.detach(), "loss/entropy": ent.detach()}
+    return loss, {
+        "loss/policy": pg_loss.detach(),
+        "loss/value": v_loss.detach(),
+        "loss/entropy": ent.detach(),
+    }
 
 
 class A2CLearner(Learner):
