@@ -1,6 +1,6 @@
 """Policy networks for off-policy actor-critics: tanh-squashed Gaussian (SAC), deterministic
 tanh (DDPG/TD3) and categorical (SAC-discrete). All act in the normalised box ``[-1, 1]^A``;
-the agent rescales to the env's bounds. Plain constructor args, never a config object."""
+the policy rescales to the env's bounds. Plain constructor args, never a config object."""
 
 from __future__ import annotations
 
@@ -78,6 +78,11 @@ class SquashedGaussianActor(nn.Module):
     def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised action ``[B, A]`` and its log-prob ``[B]``."""
         return squashed_gaussian_sample(*self(x))
+
+    def sample_action(self, x: torch.Tensor) -> torch.Tensor:
+        """An action ``[B, A]`` as ``sample`` draws it (same noise), without the log-prob: for acting."""
+        mean, log_std = self(x)
+        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
 
     def mode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(x)[0])

@@ -142,3 +142,14 @@ def test_replay_contents_travel_with_the_state_dict(make_ctx) -> None:  # type: 
     torch.testing.assert_close(
         acting_only.policy.actor.net.layers[0].weight, built.policy.actor.net.layers[0].weight
     )
+
+
+def test_acting_samples_as_the_loss_does_without_the_log_prob() -> None:
+    from d2rl.modules.actors import SquashedGaussianActor
+
+    actor = SquashedGaussianActor(3, 2, [8])
+    x = torch.randn(5, 3)
+    torch.manual_seed(1)
+    a, _ = actor.sample(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(actor.sample_action(x), a)

@@ -82,7 +82,7 @@ class SACPolicy(Policy):
             u = torch.rand((obs.shape[0], 1))  # inverse-CDF sample: cheaper than torch.distributions
             action = (log_pi.exp().cumsum(-1) < u).sum(-1).clamp_max(log_pi.shape[-1] - 1)
             return action, {}, state
-        action = self.actor.sample(features)[0] if explore else self.actor.mode(features)
+        action = self.actor.sample_action(features) if explore else self.actor.mode(features)
         return self.scale.to_env(action), {}, state
 
 
