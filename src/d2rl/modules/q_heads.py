@@ -51,11 +51,15 @@ class NoisyLinear(nn.Module):
         return F.linear(x, weight, bias)
 
 
+def noisy_layers(module: nn.Module) -> list[NoisyLinear]:
+    """The NoisyLinear layers of ``module`` (a list to reset without walking the module tree each step)."""
+    return [m for m in module.modules() if isinstance(m, NoisyLinear)]
+
+
 def reset_noise(module: nn.Module) -> None:
     """Draw fresh noise in every NoisyLinear of ``module``."""
-    for m in module.modules():
-        if isinstance(m, NoisyLinear):
-            m.reset_noise()
+    for m in noisy_layers(module):
+        m.reset_noise()
 
 
 def _linear(in_dim: int, out_dim: int, noisy: bool) -> nn.Module:
