@@ -115,9 +115,9 @@ SPEC = EnvSuiteSpec(
     requires=("Box2D",),
     install_hint="pip install 'd2rl[box2d]'",
     description="CarRacing from pixels (Box2D), continuous or discrete actions, action repeat",
-    # the smoke matrix: continuous and discrete actions
+    # the smoke matrix: continuous and discrete actions; short runs (a rendered step costs ~15 ms)
     smoke=(
-        "env=carracing env.max_episode_steps=50",
-        "env=carracing env.kwargs.continuous=false env.max_episode_steps=50",
+        "env=carracing env.max_episode_steps=30 trainer.total_env_steps=128",
+        "env=carracing env.kwargs.continuous=false env.max_episode_steps=30 trainer.total_env_steps=128",
     ),
 )
