@@ -77,7 +77,7 @@ def without_final_fc(encoder: nn.Module) -> nn.Module:
     fc = getattr(encoder, "fc", None)
     if isinstance(fc, nn.Linear):
         encoder.fc = nn.Identity()
-        encoder.out_dim = fc.in_features
+        encoder.out_dim = fc.in_features  # type: ignore[assignment]  # a plain int attribute
     return encoder
 
 
