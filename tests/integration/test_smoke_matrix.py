@@ -147,6 +147,16 @@ def _env_kind(make_cfg: Callable[..., DictConfig], suite: str, smoke: str) -> En
     return kind
 
 
+_ALGORITHMS: dict[str, Any] = {}  # algo (or preset) -> its AlgorithmSpec
+
+
+def _algorithm_spec(make_cfg: Callable[..., DictConfig], algo: str) -> Any:
+    """The registered algorithm behind ``algo``, a preset's included (cached per name)."""
+    if algo not in _ALGORITHMS:
+        _ALGORITHMS[algo] = registry.get_algorithm(make_cfg(f"algo={algo}", "~tuned").algo.name)
+    return _ALGORITHMS[algo]
+
+
 def _overrides(algo: str, smoke: str, pixels: bool, config_class: type) -> list[str]:
     smoke_args = shlex.split(smoke)
     chooses_network = any(a.startswith("network=") for a in smoke_args)
@@ -192,7 +202,7 @@ def _check_whole_games(cfg: DictConfig, kind: EnvKind, rows: list[dict[str, str]
 @pytest.mark.parametrize(("algo", "suite", "smoke"), CASES)
 def test_smoke(make_cfg: Callable[..., DictConfig], algo: str, suite: str, smoke: str) -> None:
     kind = _env_kind(make_cfg, suite, smoke)
-    spec = registry.get_algorithm(make_cfg(f"algo={algo}", "~tuned").algo.name)  # a preset's algorithm
+    spec = _algorithm_spec(make_cfg, algo)
     cfg = make_cfg(*_overrides(algo, smoke, kind.pixels, spec.config_class))
     run = Path(cfg.output_dir)
     observation = "pixels" if kind.pixels else "vector"
@@ -215,8 +225,11 @@ def test_smoke(make_cfg: Callable[..., DictConfig], algo: str, suite: str, smoke
     summary = json.loads((run / "summary.json").read_text())
     _check_whole_games(cfg, kind, rows, int(summary["episodes"]))
 
+    deterministic = bool(cfg.trainer.eval_deterministic)  # as the run's own evaluation
     played = evaluate_checkpoint(
-        OmegaConf.structured(EvalConfig(checkpoint=str(run), episodes=1, num_envs=1))
+        OmegaConf.structured(
+            EvalConfig(checkpoint=str(run), episodes=1, num_envs=1, deterministic=deterministic)
+        )
     )
     assert played["episodes"] == 1 and math.isfinite(played["return_mean"])
     assert played["env_steps"] == result["env_steps"]
