@@ -293,5 +293,8 @@ def build_resnet(cfg: ResNetConfig, obs_shape: tuple[int, ...]) -> ResNet:
     shape = check_image_shape(obs_shape, "resnet")
     if min(shape[1:]) < 2 ** (len(cfg.channels) + 1):
         raise D2RLError(f"network=resnet: images {shape[1:]} are too small for {len(cfg.channels)} stages")
-    net = ResNet(shape, list(cfg.channels), int(cfg.features), bool(cfg.channels_last), **conv_options(cfg))
+    # torch 2.13 on CPU: GroupNorm's channels_last backward with fewer than 8 channels corrupts the
+    # heap (seen here: "double free or corruption" with 1 thread), so such narrow nets stay channels-first
+    channels_last = bool(cfg.channels_last) and min(cfg.channels) >= 8
+    net = ResNet(shape, list(cfg.channels), int(cfg.features), channels_last, **conv_options(cfg))
     return finish_encoder(net, cfg)

@@ -54,7 +54,7 @@ class RandomConv(nn.Module):
     """A random, untrained ``channels -> channels`` conv on images in ``[0, 1]`` (Lee et al. 2020).
 
     The weights are a buffer (never trained); ``reset`` redraws them from a Glorot normal
-    distribution, ``enabled = False`` passes the input through unchanged. The conv mixes all input
+    distribution, ``enabled = False`` (or eval mode) passes the input through unchanged. The conv mixes all input
     channels: RGB for Procgen; with stacked frames (Atari) it mixes frames too.
     """
 
@@ -74,7 +74,7 @@ class RandomConv(nn.Module):
             self.weight.normal_(0.0, std, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
+        if not self.enabled or not self.training:  # eval mode (evaluation, d2rl-eval): clean inputs
             return x
         return F.conv2d(x, self.weight, padding=self.padding)  # [B, C, H, W]
 

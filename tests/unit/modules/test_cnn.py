@@ -126,3 +126,18 @@ def test_options_are_the_same_function_in_channels_last() -> None:
     first.eval(), last.eval()
     obs = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
     torch.testing.assert_close(last(obs), first(obs), rtol=1e-4, atol=1e-5)
+
+
+def test_narrow_resnet_trains_with_one_thread() -> None:
+    """Regression: channels_last GroupNorm backward with < 8 channels aborted the process (torch 2.13 CPU)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from d2rl.modules.cnn import build_resnet\nfrom d2rl.networks import ResNetConfig\n"
+        "net = build_resnet(ResNetConfig(channels=[4, 8, 8], features=16), (3, 64, 64))\n"
+        "net(torch.randint(0, 255, (16, 3, 64, 64), dtype=torch.uint8)).sum().backward()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]

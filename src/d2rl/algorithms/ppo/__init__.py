@@ -38,6 +38,11 @@ class PPOConfig:
     adam_eps: float = 1e-5
     normalize_obs: bool = False
     normalize_reward: bool = False
+    # with network.random_conv=true (Network Randomization, Lee et al. 2020): the random input conv is
+    # redrawn after every update, so each rollout and its update see one random network; a fraction
+    # of iterations use clean inputs; the feature-matching loss pulls random-input features to clean ones
+    random_conv_clean_prob: float = 0.1  # probability of an iteration on clean inputs
+    random_conv_fm_coef: float = 0.002  # beta of the feature-matching loss (0: off)
     shared_encoder: bool = False  # one encoder for actor and critic (baselines' Atari CNN): half the cost
 
 

@@ -16,6 +16,7 @@ from d2rl.buffers.rollout import Rollout, minibatches
 from d2rl.core import BuildContext, Built, Learner, RolloutSchedule, check_stop
 from d2rl.errors import D2RLError
 from d2rl.modules.normalization import ReturnScaler
+from d2rl.modules.regularization import feature_matching_loss, random_convs, reset_random_convs
 
 
 def ppo_loss(
@@ -62,6 +63,7 @@ class PPOLearner(Learner):
         self.policy = policy
         self.cfg = cfg
         self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+        self.randomized = bool(random_convs(policy))  # network.random_conv=true
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # fused Adam: ~3.5x faster per step than the default for-loop implementation on CPU here
@@ -106,6 +108,10 @@ class PPOLearner(Learner):
                     cfg.vf_coef,
                     cfg.ent_coef,
                 )
+                if self.randomized and cfg.random_conv_fm_coef > 0:
+                    fm = feature_matching_loss(model.actor_encoder, mb["obs"])
+                    loss = loss + cfg.random_conv_fm_coef * fm
+                    metrics["loss/feature_matching"] = fm.detach()
                 check_stop()  # a long update still answers Ctrl-C / SIGTERM within a minibatch
                 opt.zero_grad()
                 loss.backward()
@@ -116,6 +122,8 @@ class PPOLearner(Learner):
                 n += 1
             if cfg.target_kl is not None and metrics["stats/approx_kl"] > cfg.target_kl:
                 break
+        if self.randomized:  # a new random network for the next rollout and its update
+            reset_random_convs(self.policy, cfg.random_conv_clean_prob)
         out = {k: float(v) / n for k, v in sums.items()}
         out["stats/explained_variance"] = explained_variance(data["value"], data["ret"])
         out["train/lr"] = lr
