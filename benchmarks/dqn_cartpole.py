@@ -7,7 +7,12 @@ Hyperparameters: rl-baselines3-zoo's tuned CartPole DQN (d2rl's conf/tuned/dqn_c
 env steps, 128 gradient steps every 256 env steps (so both do the same 128 x 191 gradient steps
 over 50k steps), epsilon 1 -> 0.04 over 16% of the run, 256-256 ReLU MLP, Huber loss, grad-norm
 clip 10, Adam. Both use 1 torch thread. Reports training wall clock (eval excluded), the
-final deterministic eval return over 10 episodes, d2rl's time split, and PER sampling rate.
+final deterministic eval return over 10 episodes, d2rl's time split (the Loop's env stepping,
+acting and replay writes; the rest is gradient steps with their sampling, and Lightning), and PER
+sampling rate.
+
+``--update-only`` times d2rl's learner exactly as a run calls it (``DQNLearner.training_step`` on
+the round's ``ReplayBatches``: uniform batches drawn in one call) against SB3's ``train``.
 """
 
 from __future__ import annotations
@@ -82,16 +87,14 @@ def run_d2rl(steps: int, seed: int, out: Path) -> dict[str, float]:
         )
     res = train(cfg)
     s = json.loads((out / "summary.json").read_text())
-    fit, t = s["fit_time_s"], s["timings_s"]
+    fit, t = s["fit_time_s"], s["timings_s"]  # the Loop's env / act / store seconds
     return {
         "fit_s": fit,
         "return": res["eval/return_mean"],
         "env_s": t["env"],
         "act_s": t["act"],
         "store_s": t["store"],
-        "sample_s": t["sample"],
-        "update_s": t["update"],
-        "other_s": fit - t["env"] - t["act"] - t["store"] - t["sample"] - t["update"],
+        "update_and_loop_s": fit - t["env"] - t["act"] - t["store"],  # gradient steps, sampling, Lightning
     }
 
 
@@ -149,9 +152,14 @@ def update_cost(steps: int = 300, rounds: int = 3) -> dict[str, float]:
     measured in alternating rounds in one process so both see the same machine load."""
     from stable_baselines3 import DQN
 
-    from d2rl.algorithms.dqn import DQNAgent
-    from d2rl.modules.mlp import SPEC as MLP_SPEC
-    from d2rl.modules.mlp import MLPConfig
+    from d2rl.algorithms.dqn import DQNConfig
+    from d2rl.algorithms.dqn.learner import build
+    from d2rl.buffers.batches import ReplayBatches
+    from d2rl.config import ReplayConfig
+    from d2rl.core import BuildContext
+    from d2rl.envs import EnvFacts
+    from d2rl.networks import MLPConfig
+    from d2rl.registry import get_network
 
     torch.set_num_threads(1)
     sb3 = DQN(
@@ -167,33 +175,29 @@ def update_cost(steps: int = 300, rounds: int = 3) -> dict[str, float]:
         device="cpu",
     )
     sb3.learn(total_timesteps=2_000)  # fills its buffer
-    algo = {"name": "dqn", "lr": HP["lr"], "batch_size": HP["batch"], "learning_starts_env_steps": 0}
-    agent = DQNAgent.from_config(
-        algo,
-        MLP_SPEC,
-        MLPConfig(hidden_sizes=[256, 256], activation="relu"),
-        gym.spaces.Box(-5, 5, (4,)),
-        gym.spaces.Discrete(2),
-        1,
-        50_000,
+    ctx = BuildContext(
+        observation_space=gym.spaces.Box(-5, 5, (4,)),
+        action_space=gym.spaces.Discrete(2),
+        num_envs=1,
+        facts=EnvFacts(),
+        network=get_network("mlp"),
+        network_cfg=MLPConfig(hidden_sizes=[256, 256], activation="relu"),
+        replay_cfg=ReplayConfig(kind="uniform", capacity=10_000),
+        total_env_steps=50_000,
+        seed=0,
     )
+    built = build(DQNConfig(lr=HP["lr"], batch_size=HP["batch"], learning_starts_env_steps=0), ctx)
+    learner, storage = built.learner, built.storage
+    learner._opts = learner.configure_optimizers()  # what on_train_start takes from the Trainer
     rng = np.random.default_rng(0)
     for i in range(2_000):
         o = rng.standard_normal((1, 4)).astype(np.float32)
-        agent.buffer.add(
+        storage.add(
             o, np.array([i % 2]), np.ones(1, np.float32), o, np.array([i % 50 == 0]), np.zeros(1, bool)
         )
-    opt = torch.optim.Adam(agent.q.parameters(), lr=HP["lr"], fused=True)
-    params = list(agent.q.parameters())
 
     def d2rl_steps() -> None:
-        for _ in range(steps):
-            batch = agent.buffer.sample(HP["batch"])
-            loss = agent.loss(batch)[0].mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0, foreach=True)
-            opt.step()
+        learner.training_step(ReplayBatches(storage, steps, HP["batch"], 2_000, 0, 1), 0)
 
     out = {"d2rl_ms": 0.0, "sb3_ms": 0.0}
     for _ in range(rounds):

@@ -1,4 +1,5 @@
-"""Every value-based variant passes the five probe environments (tests/probes.py)."""
+"""Every value-based variant passes the five probe environments (tests/probes.py), judged on the
+trained policy as an evaluator loads it (``load_policy``: no learner, replay or envs)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import pytest
 import torch
 
 from d2rl import checkpoint
-from d2rl.envs import make_vec_env
-from d2rl.legacy_train import build_agent
-from d2rl.train import train
+from d2rl.train import load_policy, train
 
 DQN_PROBE = [
     "env.num_envs=8",
@@ -31,7 +30,11 @@ DQN_PROBE = [
     "replay.capacity=4096",
 ]
 VARIANTS = {
-    "dqn": ["algo=dqn", "algo.double=true"],
+    "dqn": ["algo=dqn"],
+    "double": ["algo=dqn", "algo.double=true"],
+    "dueling": ["algo=dqn", "algo.dueling=true"],
+    "noisy": ["algo=dqn", "algo.noisy=true"],
+    "c51": ["algo=dqn", "algo.distributional=c51", "algo.lr=1e-2"],  # as rainbow: C51 moves slowly
     "rainbow": [
         "algo=rainbow",
         "replay=prioritized",
@@ -49,23 +52,21 @@ VARIANTS = {
 def _trained(make_cfg, tmp_path: Path, variant: str, probe: str):  # type: ignore[no-untyped-def]
     cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *DQN_PROBE, *VARIANTS[variant])
     train(cfg)
-    state = checkpoint.load(tmp_path / "run")
-    envs = make_vec_env(cfg.env, 0, num_envs=1)
-    agent = build_agent(cfg, envs)
-    agent.load_state_dict(state["agent"])
-    agent.eval()
-    return agent
+    policy, _ = load_policy(
+        checkpoint.load(tmp_path / "run")
+    )  # eval mode: noisy layers act with mean weights
+    return policy
 
 
-def _q(agent, *obs: float) -> list[list[float]]:  # type: ignore[no-untyped-def]
+def _q(policy, *obs: float) -> list[list[float]]:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     with torch.no_grad():
-        return agent.q.q_values(torch.tensor([[o] for o in obs])).tolist()
+        return policy.q.q_values(torch.tensor([[o] for o in obs])).tolist()
 
 
-def _pi(agent, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
+def _pi(policy, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
     with torch.no_grad():
-        return agent.policy(torch.tensor([[o] for o in obs]), deterministic=True).tolist()
+        return policy.act(torch.tensor([[o] for o in obs]), explore=False)[0].tolist()
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from d2rl.algorithms import dqn_losses as L
+from d2rl.algorithms.dqn import losses as L
 from d2rl.modules.q_heads import FractionProposal, NoisyLinear, QHead, without_final_fc
 
 

@@ -8,9 +8,9 @@ import copy
 import pytest
 import torch
 
-from d2rl.algorithms.dqn_pkg import DQNConfig
-from d2rl.algorithms.dqn_pkg import losses as L
-from d2rl.algorithms.dqn_pkg.values import (
+from d2rl.algorithms.dqn import DQNConfig
+from d2rl.algorithms.dqn import losses as L
+from d2rl.algorithms.dqn.values import (
     VALUE_DISTRIBUTIONS,
     CategoricalQ,
     FractionQuantileQ,

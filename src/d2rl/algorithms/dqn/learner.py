@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from d2rl.algorithms.dqn_pkg import DQNConfig
-from d2rl.algorithms.dqn_pkg import losses as L
-from d2rl.algorithms.dqn_pkg.values import QNetwork, ValueLoss, make_q_network
+from d2rl.algorithms.dqn import DQNConfig
+from d2rl.algorithms.dqn import losses as L
+from d2rl.algorithms.dqn.values import QNetwork, ValueLoss, make_q_network
 from d2rl.buffers import make_replay
 from d2rl.buffers.batches import ReplayBatches
 from d2rl.core import BuildContext, Built, Learner, Policy, ReplaySchedule, check_stop

@@ -23,8 +23,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from d2rl.algorithms.dqn_pkg import DQNConfig
-from d2rl.algorithms.dqn_pkg import losses as L
+from d2rl.algorithms.dqn import DQNConfig
+from d2rl.algorithms.dqn import losses as L
 from d2rl.errors import D2RLError
 from d2rl.modules.q_heads import CosineEmbedding, FractionProposal, QHead
 

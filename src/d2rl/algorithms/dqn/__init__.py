@@ -89,7 +89,7 @@ class DQNConfig:
 SPEC = AlgorithmSpec(
     name="dqn",
     config_class=DQNConfig,
-    builder="d2rl.algorithms.dqn_pkg.learner:build",
+    builder="d2rl.algorithms.dqn.learner:build",
     action_spaces=("discrete",),
     observations=("vector", "pixels"),
     description="DQN with switches: double, dueling, noisy, C51, IQN, FQF, n-step, PER, Munchausen",
