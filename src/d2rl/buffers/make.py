@@ -28,7 +28,9 @@ def make_replay(
     declares a stack (``facts.frame_stack > 1``); an observation's shape alone never decides it.
     """
     shape = obs_shape(observation_space)
-    dtype = observation_space.dtype if observation_space.dtype is not None else np.float32
+    # as the Loop's observation tensors (d2rl.evaluation.as_obs_tensor): uint8 pixels stay uint8,
+    # anything else (e.g. MuJoCo's float64 states) is stored as float32
+    dtype = np.uint8 if observation_space.dtype == np.uint8 else np.float32
     frame_stack = facts.frame_stack if replay_cfg.dedup_frames and facts.frame_stack > 1 else 1
     act_shape = tuple(action_space.shape or ())
     act_dtype = np.int64 if isinstance(action_space, gym.spaces.Discrete) else np.float32

@@ -55,3 +55,13 @@ def test_prioritized_beta_is_annealed_by_progress() -> None:
     assert buf.beta == pytest.approx(0.7)
     buf.set_progress(1.5)  # clamped
     assert buf.beta == 1.0
+
+
+def test_observations_are_stored_as_the_loop_sees_them() -> None:
+    """uint8 pixels stay uint8; float64 states (MuJoCo) are stored as float32, as the Loop acts on them."""
+    cfg = ReplayConfig(kind="uniform", capacity=10)
+    act = gym.spaces.Discrete(2)
+    f64 = make_replay(cfg, gym.spaces.Box(-1, 1, (3,), np.float64), act, 1, 1, 0.99, EnvFacts())
+    assert f64.obs.dtype == np.float32
+    pix = make_replay(cfg, _space((3, 8, 8)), act, 1, 1, 0.99, EnvFacts(pixels=True))
+    assert pix.obs.dtype == np.uint8
