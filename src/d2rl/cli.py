@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from d2rl.config import register_configs
 from d2rl.errors import D2RLError
@@ -181,22 +181,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
     path = checkpoint.resolve(cfg.checkpoint)
     state = checkpoint.load(path)
-    if "policy" in state:
-        from d2rl.train import load_policy
+    if "policy" not in state:
+        raise D2RLError(f"'{path}' predates d2rl's Policy/Learner checkpoints (no 'policy'); retrain it")
+    from d2rl.train import load_policy
 
-        agent, run_cfg = load_policy(state, int(cfg.seed))
-        env_steps = int(state["loop"]["env_steps"])
-    else:  # a checkpoint of an algorithm still on the legacy Agent path
-        from d2rl.envs import make_vec_env
-        from d2rl.legacy_train import build_agent
-
-        run_cfg = OmegaConf.create(state["config"])
-        probe = make_vec_env(run_cfg.env, int(cfg.seed), num_envs=1)
-        agent = build_agent(run_cfg, probe)
-        probe.close()
-        agent.load_state_dict(state["agent"])
-        agent.eval()
-        env_steps = int(state["counters"]["env_steps"])
+    agent, run_cfg = load_policy(state, int(cfg.seed))
+    env_steps = int(state["loop"]["env_steps"])
     torch.set_num_threads(int(run_cfg.trainer.torch_threads))
     returns = evaluate(
         agent,

@@ -22,17 +22,14 @@ def as_obs_tensor(obs: np.ndarray) -> torch.Tensor:
 class Actor:
     """Acts with a Policy on numpy observations, carrying recurrent state across steps."""
 
-    def __init__(self, policy: Any, num_envs: int, deterministic: bool, action_space: gym.Space) -> None:
+    def __init__(self, policy: Policy, num_envs: int, deterministic: bool, action_space: gym.Space) -> None:
         self.policy, self.deterministic = policy, deterministic
-        self.legacy = not isinstance(policy, Policy)  # a d2rl.agent.Agent (being ported)
-        self.state = None if self.legacy else policy.initial_state(num_envs)
+        self.state = policy.initial_state(num_envs)
         box = isinstance(action_space, gym.spaces.Box)
         self.bounds = (action_space.low, action_space.high) if box else None  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        if self.legacy:
-            return self.policy.act(obs, self.deterministic)  # type: ignore[no-any-return]
         action, _, self.state = self.policy.act(as_obs_tensor(obs), self.state, not self.deterministic, 0)
         out = action.numpy()
         return np.clip(out, *self.bounds) if self.bounds is not None else out
@@ -44,7 +41,7 @@ class Actor:
 
 @torch.no_grad()
 def evaluate(
-    policy: Any, env_cfg: Any, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16
+    policy: Policy, env_cfg: Any, episodes: int, seed: int, deterministic: bool = True, max_envs: int = 16
 ) -> np.ndarray:
     """Returns the undiscounted, unclipped return of each of ``episodes`` whole episodes.
 
@@ -78,7 +75,9 @@ def evaluate(
 
 
 @torch.no_grad()
-def record_video(policy: Any, env_cfg: Any, video_dir: Path, seed: int, deterministic: bool = True) -> Path:
+def record_video(
+    policy: Policy, env_cfg: Any, video_dir: Path, seed: int, deterministic: bool = True
+) -> Path:
     """Record one episode to an mp4 with gymnasium's RecordVideo."""
     from gymnasium.wrappers import RecordVideo
 

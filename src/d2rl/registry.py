@@ -28,19 +28,6 @@ NETWORKS = "d2rl.networks"
 ENVS = "d2rl.envs"
 
 
-@dataclass(frozen=True)
-class LegacyAlgorithmSpec:
-    """Transitional: an algorithm still written as a ``d2rl.agent.Agent`` subclass."""
-
-    name: str
-    config_class: type
-    agent_class: type
-    action_spaces: tuple[str, ...]
-    description: str = ""
-    config_search_path: str | None = None
-    observations: tuple[str, ...] = ("vector",)
-
-
 SpecT = TypeVar("SpecT", AlgorithmSpec, NetworkSpec, EnvSuiteSpec)
 __all__ = ["AlgorithmSpec", "EnvSuiteSpec", "NetworkSpec"]
 
@@ -67,7 +54,7 @@ class Group(Generic[SpecT]):
 
 
 _SPEC_TYPES: dict[str, Any] = {
-    ALGORITHMS: (AlgorithmSpec, LegacyAlgorithmSpec),
+    ALGORITHMS: (AlgorithmSpec,),
     NETWORKS: (NetworkSpec,),
     ENVS: (EnvSuiteSpec,),
 }

@@ -36,7 +36,7 @@ from d2rl.envs import action_space_kind, env_facts, make_vec_env
 from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
 from d2rl.loops.local import LocalLoop
-from d2rl.registry import LegacyAlgorithmSpec, get_algorithm, get_network
+from d2rl.registry import get_algorithm, get_network
 from d2rl.run_logger import RunLogger
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary
 
@@ -157,10 +157,6 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         saved.output_dir = str(ckpt_path.parent.parent)
         saved.resume = str(ckpt_path)
         cfg = saved
-    if isinstance(get_algorithm(cfg.algo.name), LegacyAlgorithmSpec):
-        from d2rl.legacy_train import train as legacy_train
-
-        return legacy_train(cfg, callbacks)
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume_state is None:

@@ -38,49 +38,6 @@ def compute_gae(
     return advantages, advantages + values
 
 
-class RolloutBuffer:
-    """Preallocated tensors for ``num_steps`` steps of ``num_envs`` envs."""
-
-    def __init__(
-        self,
-        num_steps: int,
-        num_envs: int,
-        obs_shape: tuple[int, ...],
-        action_shape: tuple[int, ...],
-        action_dtype: torch.dtype,
-        obs_dtype: torch.dtype = torch.float32,  # torch.uint8 for pixels: 4x less memory
-    ) -> None:
-        T, N = num_steps, num_envs
-        self.num_steps, self.num_envs = T, N
-        self.obs = torch.zeros((T, N, *obs_shape), dtype=obs_dtype)
-        self.action = torch.zeros((T, N, *action_shape), dtype=action_dtype)
-        self.logprob = torch.zeros((T, N))
-        self.value = torch.zeros((T, N))
-        self.reward = torch.zeros((T, N))
-        self.done = torch.zeros((T, N), dtype=torch.bool)
-        self.advantage = torch.zeros((T, N))
-        self.ret = torch.zeros((T, N))
-
-    def finish(self, last_values: torch.Tensor, gamma: float, gae_lambda: float) -> None:
-        adv, ret = compute_gae(
-            self.reward.numpy(), self.value.numpy(), self.done.numpy(), last_values.numpy(), gamma, gae_lambda
-        )
-        self.advantage.copy_(torch.from_numpy(adv))
-        self.ret.copy_(torch.from_numpy(ret))
-
-    def flat(self) -> dict[str, torch.Tensor]:
-        """All fields flattened to ``[T * N, ...]``."""
-        B = self.num_steps * self.num_envs
-        return {
-            "obs": self.obs.reshape(B, *self.obs.shape[2:]),
-            "action": self.action.reshape(B, *self.action.shape[2:]),
-            "logprob": self.logprob.reshape(B),
-            "value": self.value.reshape(B),
-            "advantage": self.advantage.reshape(B),
-            "ret": self.ret.reshape(B),
-        }
-
-
 def minibatches(
     batch: dict[str, torch.Tensor], num_minibatches: int, generator: torch.Generator | None = None
 ) -> Iterator[dict[str, torch.Tensor]]:

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from d2rl.algorithms.ppo import ppo_loss
+from d2rl.algorithms.ppo.learner import ppo_loss
 
 
 def _loss(**kw):  # type: ignore[no-untyped-def]

@@ -14,8 +14,9 @@ from gymnasium.vector import VectorWrapper
 from d2rl.buffers import make_replay
 from d2rl.buffers.replay import ReplayBuffer
 from d2rl.config import ReplayConfig
+from d2rl.core import Policy, ReplaySchedule
 from d2rl.envs import env_facts
-from d2rl.transition_collector import TransitionCollector
+from d2rl.loops.local import LocalLoop
 
 
 def _digest(a: np.ndarray) -> bytes:
@@ -48,9 +49,9 @@ class TransitionRecorder(VectorWrapper):
 
 def collect_into_replay(
     envs: gym.vector.VectorEnv, vector_steps: int, dedup_frames: bool = True, seed: int = 0
-) -> tuple[ReplayBuffer, TransitionCollector]:
-    """Random actions through a TransitionCollector into the buffer ``make_replay`` picks for the
-    suite's facts; then every sampled (obs, next_obs) must be a pair the env really produced."""
+) -> tuple[ReplayBuffer, LocalLoop]:
+    """Random actions (the Loop's warm-up) through d2rl's Loop into the buffer ``make_replay`` picks
+    for the suite's facts; then every sampled (obs, next_obs) must be a pair the env really produced."""
     recorder = TransitionRecorder(envs)
     cfg = ReplayConfig(kind="uniform", capacity=vector_steps * envs.num_envs + 64, dedup_frames=dedup_frames)
     buf = make_replay(
@@ -63,10 +64,13 @@ def collect_into_replay(
         facts=env_facts(recorder),
         seed=seed,
     )
-    collector = TransitionCollector(recorder, seed)
-    rng = np.random.default_rng(seed)
-    num_actions = int(envs.single_action_space.n)
-    collector.collect(buf, vector_steps, lambda obs, t: rng.integers(0, num_actions, len(obs)))
+    n = envs.num_envs
+    schedule = ReplaySchedule(32, learning_starts_env_steps=10**12, round_env_steps=vector_steps * n,
+                              gradient_steps_per_env_step=0.0)  # fmt: skip
+    collector = LocalLoop(recorder, Policy(), buf, schedule, vector_steps * n, seed,
+                          episode_stats=env_facts(recorder).episode_stats)  # fmt: skip
+    collector.start()
+    collector.collect_round()
     batch = buf.sample(256)
     assert batch["obs"].shape[1:] == envs.single_observation_space.shape
     for o, n in zip(batch["obs"].numpy(), batch["next_obs"].numpy(), strict=True):
@@ -75,5 +79,5 @@ def collect_into_replay(
 
 
 @pytest.fixture
-def replay_check() -> Callable[..., tuple[ReplayBuffer, TransitionCollector]]:
+def replay_check() -> Callable[..., tuple[ReplayBuffer, LocalLoop]]:
     return collect_into_replay
