@@ -237,9 +237,11 @@ def register_config_nodes() -> list[str]:
         if env_defaults:
             cs.store(group="algo_env", name=alias, package="_global_", node={"env": dict(env_defaults)})
     tuned = yaml_files("tuned")
+    names = sorted({*algos, *presets}, key=len, reverse=True)
+    owner = {t: next((n for n in names if t.startswith(n + "_")), None) for t in tuned}  # longest prefix
     for preset, base in presets.items():
         for tname, f in tuned.items():
-            if tname.startswith(base + "_") and f"{preset}{tname[len(base) :]}" not in tuned:
+            if owner[tname] == base and f"{preset}{tname[len(base) :]}" not in tuned:
                 node = OmegaConf.create(f.read_text())
                 cs.store(group="tuned", name=f"{preset}{tname[len(base) :]}", package="_global_", node=node)
     return config_search_paths()

@@ -37,7 +37,7 @@ def run(cmd: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.Com
 
 def test_help_and_cfg_job(tmp_path: Path) -> None:
     h = run("d2rl", "--help", cwd=tmp_path)
-    assert h.returncode == 0 and h.stdout.startswith("d2rl is powered by Hydra"), h.stdout[:200]
+    assert h.returncode == 0 and h.stdout.startswith("d2rl: train a reinforcement-learning agent"), h.stdout[:200]
     groups = dict(line.split(": ", 1) for line in h.stdout.splitlines() if line.startswith(("algo: ", "env: ")))
     assert "ppo" in groups["algo"].split(", ") and "cartpole" in groups["env"].split(", ")
     r = run(
