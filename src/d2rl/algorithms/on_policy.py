@@ -118,6 +118,14 @@ def advantages(
     return torch.from_numpy(adv), torch.from_numpy(ret)
 
 
+def set_lr(opt: torch.optim.Optimizer, lr: float, anneal: bool, rollout: Rollout) -> float:
+    """Set the learning rate for this update: ``lr``, or annealed linearly to 0 over the run."""
+    value = lr * (1.0 - rollout.round / rollout.total_rounds) if anneal else lr
+    for group in opt.param_groups:
+        group["lr"] = value
+    return value
+
+
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     var_y = returns.var()
     return float("nan") if var_y == 0 else float(1 - (returns - values).var() / var_y)

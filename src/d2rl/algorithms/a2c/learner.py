@@ -11,6 +11,7 @@ from d2rl.algorithms.on_policy import (
     build_actor_critic,
     explained_variance,
     rollout_storage,
+    set_lr,
 )
 from d2rl.buffers.rollout import Rollout
 from d2rl.core import BuildContext, Built, Learner, RolloutSchedule
@@ -54,9 +55,7 @@ class A2CLearner(Learner):
         cfg, model = self.cfg, self.policy.model
         adv, ret = advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
         (opt,) = self.raw_optimizers()
-        lr = cfg.lr * (1.0 - rollout.round / rollout.total_rounds) if cfg.anneal_lr else cfg.lr
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         d, B = rollout.data, rollout.num_steps * rollout.num_envs
         logprob, entropy, value = model.evaluate(
             d["obs"].reshape(B, *d["obs"].shape[2:]), d["action"].reshape(B, *d["action"].shape[2:])

@@ -10,6 +10,7 @@ from d2rl.algorithms.on_policy import (
     build_actor_critic,
     explained_variance,
     rollout_storage,
+    set_lr,
 )
 from d2rl.algorithms.ppo import PPOConfig
 from d2rl.buffers.rollout import Rollout, minibatches
@@ -73,9 +74,7 @@ class PPOLearner(Learner):
         cfg, model = self.cfg, self.policy.model
         adv, ret = advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
         (opt,) = self.raw_optimizers()
-        lr = cfg.lr * (1.0 - rollout.round / rollout.total_rounds) if cfg.anneal_lr else cfg.lr
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         B = rollout.num_steps * rollout.num_envs
         d = rollout.data
         data = {
