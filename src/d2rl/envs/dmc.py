@@ -139,11 +139,11 @@ SPEC = EnvSuiteSpec(
     requires=("dm_control",),
     install_hint="pip install 'd2rl[dmc]'",
     description="DeepMind Control Suite tasks (<domain>-<task>), state vector or pixel observations",
-    # the smoke matrix: state and pixel observations (the preset has no kwargs: `++` adds them)
+    # the smoke matrix: state and pixel observations
     smoke=(
         "env=dmc_cartpole_swingup env.max_episode_steps=100",
         # short: a frame rendered with software EGL costs ~45 ms at any size
-        "env=dmc_cartpole_swingup ++env.kwargs.pixels=true ++env.kwargs.image_size=64"
+        "env=dmc_cartpole_swingup env.kwargs.pixels=true env.kwargs.image_size=64"
         " env.max_episode_steps=10 trainer.total_env_steps=64",
     ),
 )
