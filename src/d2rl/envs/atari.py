@@ -31,7 +31,6 @@ from gymnasium.vector import AutoresetMode, VectorWrapper
 
 from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     # Mnih et al. 2015 / the PPO and DQN baselines: no-op starts, life loss ends a training episode
@@ -277,20 +276,3 @@ def make_vec(
         episode_stats=True,
     )
     return wrapped
-
-
-SPEC = EnvSuiteSpec(
-    name="atari",
-    make_vec=make_vec,
-    requires=("ale_py",),
-    install_hint="pip install 'd2rl[atari]'",
-    description="Atari 2600 games via ale-py (native batched C++ vector env; gymnasium fallback)",
-    # the smoke matrix: without lives (Pong) and with (Breakout), both backends. 64 agent steps is
-    # shorter than any Breakout game (5 lives of >= 17 steps each, measured with random play), so
-    # every whole game ends at the cap, while a life is lost within it in most games.
-    smoke=tuple(
-        f"env=atari_{game} env.kwargs.backend={backend} env.max_episode_steps=64"
-        for game in ("pong", "breakout")
-        for backend in ("native", "gymnasium")
-    ),
-)

@@ -18,7 +18,6 @@ from gymnasium.vector import AutoresetMode
 
 from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 
 @dataclass
@@ -107,17 +106,3 @@ def make_vec(
         pixels=True, frame_stack=opt.frame_stack, rgb=not opt.grayscale
     )
     return envs
-
-
-SPEC = EnvSuiteSpec(
-    name="carracing",
-    make_vec=make_vec,
-    requires=("Box2D",),
-    install_hint="pip install 'd2rl[box2d]'",
-    description="CarRacing from pixels (Box2D), continuous or discrete actions, action repeat",
-    # the smoke matrix: continuous and discrete actions; short runs (a rendered step costs ~15 ms)
-    smoke=(
-        "env=carracing env.max_episode_steps=30 trainer.total_env_steps=128",
-        "env=carracing env.kwargs.continuous=false env.max_episode_steps=30 trainer.total_env_steps=128",
-    ),
-)

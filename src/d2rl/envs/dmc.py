@@ -22,7 +22,6 @@ from gymnasium.vector import AutoresetMode
 
 from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 
 @dataclass
@@ -131,19 +130,3 @@ def make_vec(
     envs: gym.vector.VectorEnv = vec_cls([make] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     envs.d2rl_facts = EnvFacts(pixels=opt.pixels, rgb=opt.pixels)  # type: ignore[attr-defined]
     return envs
-
-
-SPEC = EnvSuiteSpec(
-    name="dmc",
-    make_vec=make_vec,
-    requires=("dm_control",),
-    install_hint="pip install 'd2rl[dmc]'",
-    description="DeepMind Control Suite tasks (<domain>-<task>), state vector or pixel observations",
-    # the smoke matrix: state and pixel observations
-    smoke=(
-        "env=dmc_cartpole_swingup env.max_episode_steps=100",
-        # short: a frame rendered with software EGL costs ~45 ms at any size
-        "env=dmc_cartpole_swingup env.kwargs.pixels=true env.kwargs.image_size=64"
-        " env.max_episode_steps=10 trainer.total_env_steps=64",
-    ),
-)

@@ -10,7 +10,6 @@ from gymnasium.vector import AutoresetMode
 
 from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 _EXTRAS = {"box2d": "pip install 'd2rl[box2d]'", "mujoco": "pip install 'd2rl[mujoco]'"}
 
@@ -57,18 +56,3 @@ def make_vec(
     pixels = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
     envs.d2rl_facts = EnvFacts(pixels=pixels)  # type: ignore[attr-defined]
     return envs
-
-
-SPEC = EnvSuiteSpec(
-    name="gym",
-    make_vec=make_vec,
-    description="any registered gymnasium id (classic control, Box2D, MuJoCo, toy text)",
-    # the smoke matrix: classic control, Box2D (discrete and continuous), MuJoCo
-    smoke=(
-        "env=cartpole",
-        "env=pendulum",
-        "env=lunarlander env.max_episode_steps=100",
-        "env=lunarlander_continuous env.max_episode_steps=100",
-        "env=reacher",
-    ),
-)

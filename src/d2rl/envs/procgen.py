@@ -31,7 +31,6 @@ from gymnasium.vector.utils import batch_space
 
 from d2rl.envs import EnvFacts
 from d2rl.errors import D2RLError
-from d2rl.registry import EnvSuiteSpec
 
 GAMES = (
     "bigfish",
@@ -182,19 +181,3 @@ def make_vec(
     opt.check()
     start, count = level_range(opt, evaluation)
     return ProcgenVectorEnv(game, num_envs, start, count, opt)
-
-
-SPEC = EnvSuiteSpec(
-    name="procgen",
-    make_vec=make_vec,
-    requires=("procgen",),
-    install_hint="pip install 'd2rl[procgen]'",
-    description="the 16 Procgen games (procgen-mirror, gym3 API) with train/test level splits",
-    # the smoke matrix. Episodes end by the game's own rules (env.max_episode_steps is refused): an
-    # untrained greedy policy holds one action and times out after 1000 steps, a sampled one ends
-    # sooner (random play: 540 steps on average), so the smoke run evaluates stochastically.
-    smoke=(
-        "env=procgen_coinrun network=impala_resnet network.channels=[8,8,8] network.features=32"
-        " trainer.eval_deterministic=false",
-    ),
-)
