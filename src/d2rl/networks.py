@@ -152,52 +152,53 @@ class TransformerConfig(EncoderOptions):
     batch_norm: bool = False  # in the pixel stem
 
 
-MLP = NetworkSpec(
-    name="mlp",
-    config_class=MLPConfig,
-    builder="d2rl.modules.mlp:build",
-    accepts=("vector",),
-    description="fully connected encoder",
+def _spec(
+    name: str, config_class: type, builder: str, accepts: tuple[str, ...], description: str
+) -> NetworkSpec:
+    return NetworkSpec(name, config_class, f"d2rl.modules.{builder}", accepts, description)
+
+
+_VECTOR, _PIXELS = ("vector",), ("pixels",)
+MLP = _spec("mlp", MLPConfig, "mlp:build", _VECTOR, "fully connected encoder")
+IDENTITY = _spec(
+    "identity",
+    IdentityConfig,
+    "mlp:build_identity",
+    _VECTOR,
+    "the observation itself, flattened (SAC/TD3/DDPG's default: their MLPs read raw states)",
 )
-IDENTITY = NetworkSpec(
-    name="identity",
-    config_class=IdentityConfig,
-    builder="d2rl.modules.mlp:build_identity",
-    accepts=("vector",),
-    description="the observation itself, flattened (SAC/TD3/DDPG's default: their MLPs read raw states)",
+NATURE_CNN = _spec(
+    "nature_cnn",
+    NatureCNNConfig,
+    "cnn:build_nature_cnn",
+    _PIXELS,
+    "Mnih et al. 2015 Atari CNN (3 convs + fc 512); pixels [C, H, W], e.g. [4, 84, 84]",
 )
-NATURE_CNN = NetworkSpec(
-    name="nature_cnn",
-    config_class=NatureCNNConfig,
-    builder="d2rl.modules.cnn:build_nature_cnn",
-    accepts=("pixels",),
-    description="Mnih et al. 2015 Atari CNN (3 convs + fc 512); pixels [C, H, W], e.g. [4, 84, 84]",
+IMPALA_RESNET = _spec(
+    "impala_resnet",
+    ImpalaResNetConfig,
+    "cnn:build_impala_resnet",
+    _PIXELS,
+    "Espeholt et al. 2018 IMPALA ResNet (16-32-32, width option) + fc 256; e.g. [3, 64, 64]",
 )
-IMPALA_RESNET = NetworkSpec(
-    name="impala_resnet",
-    config_class=ImpalaResNetConfig,
-    builder="d2rl.modules.cnn:build_impala_resnet",
-    accepts=("pixels",),
-    description="Espeholt et al. 2018 IMPALA ResNet (16-32-32, width option) + fc 256; e.g. [3, 64, 64]",
+RESNET = _spec(
+    "resnet",
+    ResNetConfig,
+    "cnn:build_resnet",
+    _PIXELS,
+    "small ResNet (He et al. 2016): strided basic blocks with GroupNorm, avg pool, fc 256",
 )
-RESNET = NetworkSpec(
-    name="resnet",
-    config_class=ResNetConfig,
-    builder="d2rl.modules.cnn:build_resnet",
-    accepts=("pixels",),
-    description="small ResNet (He et al. 2016): strided basic blocks with GroupNorm, avg pool, fc 256",
+MOBILENET = _spec(
+    "mobilenet",
+    MobileNetConfig,
+    "mobilenet:build",
+    _PIXELS,
+    "MobileNet v1/v2/v3 blocks (Howard et al. 2017, Sandler et al. 2018, Howard et al. 2019) + fc 256",
 )
-MOBILENET = NetworkSpec(
-    name="mobilenet",
-    config_class=MobileNetConfig,
-    builder="d2rl.modules.mobilenet:build",
-    accepts=("pixels",),
-    description="MobileNet v1/v2/v3 blocks (Howard et al. 2017, Sandler et al. 2018, Howard et al. 2019) + fc 256",
-)
-TRANSFORMER = NetworkSpec(
-    name="transformer",
-    config_class=TransformerConfig,
-    builder="d2rl.modules.transformer:build",
-    accepts=("vector", "pixels"),
-    description="transformer encoder (Vaswani et al. 2017) over conv positions or entities [E, F]",
+TRANSFORMER = _spec(
+    "transformer",
+    TransformerConfig,
+    "transformer:build",
+    _VECTOR + _PIXELS,
+    "transformer encoder (Vaswani et al. 2017) over conv positions or entities [E, F]",
 )
