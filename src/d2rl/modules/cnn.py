@@ -70,7 +70,29 @@ def _sequential(*layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
 
 
-class NatureCNN(nn.Module):
+class PixelEncoder(nn.Module):
+    """What the conv encoders share: scaled (optionally randomized) input, channels-last layout,
+    and the head (optional self-attention over the last feature map, fc)."""
+
+    randomize: nn.Module
+    channels_last: bool
+
+    def _init_head(
+        self, channels: int, fc_in: int, features: int, self_attention: bool, channels_last: bool
+    ) -> None:
+        self.attend = self_attention_layer(self_attention, channels)
+        self.fc = orthogonal_init(nn.Linear(fc_in, features))
+        self.out_dim = features
+        self.channels_last = channels_last
+
+    def _input(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.randomize(scale_pixels(obs))  # [B, C, H, W]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+class NatureCNN(PixelEncoder):
     """Mnih et al. 2015 (Nature), "Human-level control...": 32x8x8/4, 64x4x4/2, 64x3x3/1, fc 512."""
 
     def __init__(
@@ -92,15 +114,10 @@ class NatureCNN(nn.Module):
             layers += [conv, norm2d(batch_norm, out), nn.ReLU(), attention_block(block, out)]
             c = out
         self.convs = _sequential(*layers)
-        self.attend = self_attention_layer(self_attention, c)
-        self.fc = orthogonal_init(nn.Linear(flat_dim(self.convs, obs_shape), features))
-        self.out_dim = features
-        self.channels_last = channels_last
+        self._init_head(c, flat_dim(self.convs, obs_shape), features, self_attention, channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.randomize(scale_pixels(obs))  # [B, C, H, W]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(obs)  # [B, C, H, W]
         return F.relu(self.fc(self.attend(self.convs(x)).flatten(1)))
 
 
@@ -141,7 +158,7 @@ class ImpalaStack(nn.Module):
         return self.res1(self.res0(x))
 
 
-class ImpalaResNet(nn.Module):
+class ImpalaResNet(PixelEncoder):
     """Espeholt et al. 2018 (IMPALA), the "large" network: stacks of 16-32-32 channels, fc 256.
 
     ``width`` multiplies the channels (Cobbe et al. 2020 use 16-32-32 on Procgen; width 2 or 4
@@ -168,15 +185,10 @@ class ImpalaResNet(nn.Module):
             stacks.append(ImpalaStack(c, ch * width, block, batch_norm))
             c = ch * width
         self.stacks = nn.Sequential(*stacks)
-        self.attend = self_attention_layer(self_attention, c)
-        self.fc = orthogonal_init(nn.Linear(flat_dim(self.stacks, obs_shape), features))
-        self.out_dim = features
-        self.channels_last = channels_last
+        self._init_head(c, flat_dim(self.stacks, obs_shape), features, self_attention, channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.randomize(scale_pixels(obs))  # [B, C, H, W]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(obs)  # [B, C, H, W]
         x = self.attend(F.relu(self.stacks(x))).flatten(1)
         return F.relu(self.fc(x))
 
@@ -203,7 +215,7 @@ class BasicBlock(nn.Module):
         return F.relu(self.skip(x) + self.attention(self.norm1(self.conv1(y))))
 
 
-class ResNet(nn.Module):
+class ResNet(PixelEncoder):
     """A small ResNet (He et al. 2016): a conv3x3 stem, one strided basic block per stage
     (each halves H and W), global average pooling, fc. GroupNorm rather than BatchNorm, so acting
     on one observation and training on a minibatch compute the same function."""
@@ -228,15 +240,10 @@ class ResNet(nn.Module):
             blocks.append(BasicBlock(c, ch, 2, block, batch_norm))
             c = ch
         self.blocks = nn.Sequential(*blocks)
-        self.attend = self_attention_layer(self_attention, c)
-        self.fc = orthogonal_init(nn.Linear(c, features))
-        self.out_dim = features
-        self.channels_last = channels_last
+        self._init_head(c, c, features, self_attention, channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.randomize(scale_pixels(obs))  # [B, C, H, W]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(obs)  # [B, C, H, W]
         x = self.attend(self.blocks(F.relu(self.stem(x))))  # [B, C', H / 16, W / 16]
         return F.relu(self.fc(x.mean(dim=(2, 3))))
 

@@ -24,16 +24,14 @@ from torch.nn import functional as F
 from d2rl.errors import D2RLError
 from d2rl.modules.attention import CBAM, SqueezeExcitation
 from d2rl.modules.cnn import (
+    PixelEncoder,
     check_image_shape,
     conv_options,
     finish_encoder,
     flat_dim,
     input_layer,
     option,
-    scale_pixels,
-    self_attention_layer,
 )
-from d2rl.modules.mlp import orthogonal_init
 from d2rl.networks import MobileNetConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish}
@@ -160,7 +158,7 @@ def _v3(stem: int, width: float, batch_norm: bool, attention: str) -> tuple[list
 VERSIONS = {"v1": (_v1, 32, "relu"), "v2": (_v2, 32, "relu6"), "v3": (_v3, 16, "hswish")}
 
 
-class MobileNet(nn.Module):
+class MobileNet(PixelEncoder):
     """stem conv3x3/2 -> the version's blocks -> [self-attention] -> flatten -> fc -> ReLU."""
 
     def __init__(
@@ -183,15 +181,10 @@ class MobileNet(nn.Module):
         self.randomize = input_layer(random_conv, obs_shape[0])
         blocks, c = make_blocks(stem, width, batch_norm, block)
         self.body = nn.Sequential(conv_norm_act(obs_shape[0], stem, 3, 2, batch_norm, stem_act), *blocks)
-        self.attend = self_attention_layer(self_attention, c)
-        self.fc = orthogonal_init(nn.Linear(flat_dim(self.body, obs_shape), features))
-        self.out_dim = features
-        self.channels_last = channels_last
+        self._init_head(c, flat_dim(self.body, obs_shape), features, self_attention, channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.randomize(scale_pixels(obs))  # [B, C, H, W]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._input(obs)  # [B, C, H, W]
         x = self.attend(self.body(x))  # [B, C', H / 16, W / 16]
         return F.relu(self.fc(x.flatten(1)))
 
