@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -98,28 +95,23 @@ def test_learns_the_corridor(make_cfg) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_learns_cartpole(make_cfg) -> None:  # type: ignore[no-untyped-def]
-    """REINFORCE reaches a 10-episode evaluation of >= 450 within 100k env steps.
+    """The FINAL policy after 100k env steps scores >= 400 over 10 deterministic episodes.
 
     Robust across seeds rather than machine-independent: the run is seeded and single-threaded
-    (``trainer.torch_threads=1``), but floating-point results differ between CPUs, and a changed
-    trajectory behaves like another seed. REINFORCE with a constant learning rate keeps
-    oscillating after it learns (seed 1's final 20-episode evaluation after 150k steps was 489.5
-    on the machine that wrote this test and 217 on another), so the test asserts the best of the
-    evaluations every 10k env steps, not the last one. Measured with the tuned settings, seeds
-    1-10 (before and after the plugin moved to the new API, with the same curves): every seed
-    reached >= 450 by 60k env steps (first at 40k-60k; each reached 500), while 7 of 10 fell
-    below 400 at some later evaluation before 150k.
+    (``trainer.torch_threads=1``), but floating-point results differ between CPUs and a changed
+    trajectory behaves like another seed. Measured with the tuned settings (final evaluation at
+    100k, seeds 1-10): 500, 484, 500, 499, 500, 461, 500, 500, 476, 481 — every seed above 450.
+    The budget is 100k because REINFORCE with a constant learning rate drifts after it learns: at
+    150k the finals of seeds 1-8 were 217, 483, 476, 477, 500, 500, 489, 498 (seed 1: 217 here,
+    489.5 on the machine that first wrote this test, the CI failure of issue 9).
     """
     cfg = make_cfg(
         "algo=reinforce", "env=cartpole", "seed=1", "trainer.torch_threads=1",
-        "trainer.total_env_steps=100000", "trainer.eval_period_env_steps=10000",
-        "trainer.eval_episodes=10", "trainer.final_eval_episodes=10",
+        "trainer.total_env_steps=100000", "trainer.eval_period_env_steps=0", "trainer.final_eval_episodes=10",
     )  # fmt: skip
     assert cfg.algo.lr == pytest.approx(2e-3)  # the plugin's tuned/reinforce_cartpole.yaml applied
     result = train(cfg)
-    with (Path(result["run_dir"]) / "metrics.csv").open(newline="") as f:
-        evals = [float(r["eval/return_mean"]) for r in csv.DictReader(f) if r.get("eval/return_mean")]
-    assert len(evals) >= 9 and max(evals) >= 450, evals
+    assert result["eval/return_mean"] >= 400.0
 
 
 def test_box_actions_train_and_stay_in_bounds(make_cfg) -> None:  # type: ignore[no-untyped-def]
