@@ -7,10 +7,24 @@ env (as in the recurrent PPO of the baselines and CleanRL's ``ppo_atari_lstm``).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [num_layers, B, hidden]
+
+RNNT = TypeVar("RNNT", bound=nn.RNNBase)
+
+
+def orthogonal_rnn(rnn: RNNT) -> RNNT:
+    """Orthogonal weights (gain 1), zero biases."""
+    for name, param in rnn.named_parameters():
+        if "bias" in name:
+            nn.init.constant_(param, 0.0)
+        elif "weight" in name:
+            nn.init.orthogonal_(param, 1.0)
+    return rnn
 
 
 class LSTMCore(nn.Module):
@@ -18,12 +32,7 @@ class LSTMCore(nn.Module):
 
     def __init__(self, in_dim: int, hidden_size: int = 256, num_layers: int = 1) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(in_dim, hidden_size, num_layers)
-        for name, param in self.lstm.named_parameters():
-            if "bias" in name:
-                nn.init.constant_(param, 0.0)
-            elif "weight" in name:
-                nn.init.orthogonal_(param, 1.0)
+        self.lstm = orthogonal_rnn(nn.LSTM(in_dim, hidden_size, num_layers))
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.out_dim = hidden_size
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from d2rl.errors import D2RLError
 from d2rl.modules.cnn import option
-from d2rl.modules.lstm import LSTMCore
+from d2rl.modules.lstm import LSTMCore, orthogonal_rnn
 
 State = tuple[torch.Tensor, ...]  # each [K, B, ...]
 
@@ -62,12 +62,7 @@ class GRUCore(nn.Module):
 
     def __init__(self, in_dim: int, hidden_size: int = 256, num_layers: int = 1) -> None:
         super().__init__()
-        self.gru = nn.GRU(in_dim, hidden_size, num_layers)
-        for name, param in self.gru.named_parameters():
-            if "bias" in name:
-                nn.init.constant_(param, 0.0)
-            elif "weight" in name:
-                nn.init.orthogonal_(param, 1.0)
+        self.gru = orthogonal_rnn(nn.GRU(in_dim, hidden_size, num_layers))
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.out_dim = hidden_size
 
