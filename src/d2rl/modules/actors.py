@@ -88,27 +88,25 @@ class SquashedGaussianActor(nn.Module):
         return torch.tanh(self(x)[0])
 
 
-class DeterministicActor(nn.Module):
-    """DDPG/TD3 policy: features ``[B, F]`` -> ``tanh(...)`` in ``[-1, 1]^A``."""
+class TrunkActor(nn.Module):
+    """A policy whose output is a transform of one MLP trunk's: features ``[B, F]`` -> ``[B, out_dim]``."""
 
     def __init__(
-        self, in_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: str = "relu"
+        self, in_dim: int, out_dim: int, hidden_sizes: Sequence[int], activation: str = "relu"
     ) -> None:
         super().__init__()
-        self.net = Trunk(in_dim, hidden_sizes, action_dim, activation)
+        self.net = Trunk(in_dim, hidden_sizes, out_dim, activation)
+
+
+class DeterministicActor(TrunkActor):
+    """DDPG/TD3 policy: features ``[B, F]`` -> ``tanh(...)`` in ``[-1, 1]^A``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x))
 
 
-class CategoricalActor(nn.Module):
+class CategoricalActor(TrunkActor):
     """SAC-discrete policy: features ``[B, F]`` -> log-probabilities ``[B, A]``."""
-
-    def __init__(
-        self, in_dim: int, num_actions: int, hidden_sizes: Sequence[int], activation: str = "relu"
-    ) -> None:
-        super().__init__()
-        self.net = Trunk(in_dim, hidden_sizes, num_actions, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.net(x), dim=-1)
