@@ -46,3 +46,17 @@ def make_replay(
             beta_final=replay_cfg.beta_final,
         )
     return ReplayBuffer(*args, seed=seed)
+
+
+def make_replay_for(ctx: Any, n_step: int, gamma: float) -> ReplayBuffer:
+    """``make_replay`` for the spaces, env count, facts and seed of a ``d2rl.core.BuildContext``."""
+    return make_replay(
+        ctx.replay_cfg,
+        ctx.observation_space,
+        ctx.action_space,
+        ctx.num_envs,
+        n_step,
+        gamma,
+        ctx.facts,
+        ctx.seed,
+    )

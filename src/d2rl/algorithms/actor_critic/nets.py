@@ -21,7 +21,7 @@ from torch import nn
 
 from d2rl.algorithms.actor_critic import ActorCriticConfig
 from d2rl.buffers.batches import ReplayBatches
-from d2rl.buffers.make import make_replay
+from d2rl.buffers.make import make_replay_for
 from d2rl.buffers.replay import ReplayBuffer
 from d2rl.core import BuildContext, ReplaySchedule, check_stop
 from d2rl.envs import finite_bounds
@@ -112,16 +112,7 @@ def make_storage(cfg: ActorCriticConfig, ctx: BuildContext) -> ReplayBuffer:
     kind = str(ctx.replay_cfg.kind)
     if kind not in ("none", "uniform", "prioritized"):
         raise D2RLError(f"replay.kind must be none, uniform or prioritized, got '{kind}'")
-    return make_replay(
-        ctx.replay_cfg,
-        ctx.observation_space,
-        ctx.action_space,
-        ctx.num_envs,
-        cfg.n_step,
-        cfg.gamma,
-        ctx.facts,
-        ctx.seed,
-    )
+    return make_replay_for(ctx, cfg.n_step, cfg.gamma)
 
 
 def schedule(cfg: ActorCriticConfig) -> ReplaySchedule:

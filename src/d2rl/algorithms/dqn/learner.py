@@ -17,7 +17,7 @@ from torch import nn
 from d2rl.algorithms.dqn import DQNConfig
 from d2rl.algorithms.dqn import losses as L
 from d2rl.algorithms.dqn.values import QNetwork, ValueLoss, make_q_network
-from d2rl.buffers import make_replay
+from d2rl.buffers import make_replay_for
 from d2rl.buffers.batches import ReplayBatches
 from d2rl.core import BuildContext, Built, Learner, Policy, ReplaySchedule, check_stop
 from d2rl.errors import D2RLError
@@ -206,16 +206,7 @@ def build(cfg: DQNConfig, ctx: BuildContext) -> Built:
         cfg.learning_starts_env_steps,
     )
     policy = DQNPolicy(q, ctx.num_actions, epsilon)
-    storage = make_replay(
-        ctx.replay_cfg,
-        ctx.observation_space,
-        ctx.action_space,
-        ctx.num_envs,
-        cfg.n_step,
-        cfg.gamma,
-        ctx.facts,
-        ctx.seed,
-    )
+    storage = make_replay_for(ctx, cfg.n_step, cfg.gamma)
     schedule = ReplaySchedule(
         batch_size=cfg.batch_size,
         learning_starts_env_steps=cfg.learning_starts_env_steps,
