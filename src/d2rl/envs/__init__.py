@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -35,6 +36,18 @@ class EnvFacts:
     rgb: bool = False
     lives: bool = False
     episode_stats: bool = False
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def suite_options(options_class: type[OptionsT], kwargs: dict[str, Any], suite: str) -> OptionsT:
+    """``options_class(**kwargs)`` (a dataclass), refusing unknown keys in one readable line."""
+    known = {f.name for f in dataclasses.fields(options_class)}  # type: ignore[arg-type]
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise D2RLError(f"unknown {suite} option(s) {unknown} in env.kwargs; known: {sorted(known)}")
+    return options_class(**kwargs)
 
 
 def env_facts(envs: Any) -> EnvFacts:

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorWrapper
 
-from d2rl.envs import EnvFacts
+from d2rl.envs import EnvFacts, suite_options
 from d2rl.errors import D2RLError
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -69,11 +69,7 @@ class AtariOptions:
 
 
 def parse_options(kwargs: dict[str, Any]) -> AtariOptions:
-    known = {f.name for f in dataclasses.fields(AtariOptions)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise D2RLError(f"unknown atari option(s) {unknown} in env.kwargs; known: {sorted(known)}")
-    return AtariOptions(**kwargs).resolved()
+    return suite_options(AtariOptions, kwargs, "atari").resolved()
 
 
 def rom_name(env_id: str) -> str:

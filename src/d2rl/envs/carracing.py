@@ -8,7 +8,6 @@ step is ``action_repeat`` frames; episode statistics are then counted in agent s
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from d2rl.envs import EnvFacts
+from d2rl.envs import EnvFacts, suite_options
 from d2rl.errors import D2RLError
 
 
@@ -68,12 +67,7 @@ class ChannelsFirst(gym.ObservationWrapper):
 def make_vec(
     env_cfg: Any, num_envs: int, render_mode: str | None = None, evaluation: bool = False
 ) -> gym.vector.VectorEnv:
-    known = {f.name for f in dataclasses.fields(CarRacingOptions)}
-    kwargs = dict(env_cfg.kwargs or {})
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise D2RLError(f"unknown carracing option(s) {unknown} in env.kwargs; known: {sorted(known)}")
-    opt = CarRacingOptions(**kwargs)
+    opt = suite_options(CarRacingOptions, dict(env_cfg.kwargs or {}), "carracing")
     if opt.action_repeat < 1 or opt.frame_stack < 1:
         raise D2RLError("env.kwargs.action_repeat and frame_stack must be >= 1")
     make_kwargs: dict[str, Any] = {

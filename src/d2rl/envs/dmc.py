@@ -11,7 +11,6 @@ The vector env autoresets in gymnasium's SAME_STEP mode (final obs in ``info["fi
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from d2rl.envs import EnvFacts
+from d2rl.envs import EnvFacts, suite_options
 from d2rl.errors import D2RLError
 
 
@@ -35,11 +34,7 @@ class DMCOptions:
 
 
 def parse_options(kwargs: dict[str, Any]) -> DMCOptions:
-    known = {f.name for f in dataclasses.fields(DMCOptions)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise D2RLError(f"unknown dmc option(s) {unknown} in env.kwargs; known: {sorted(known)}")
-    opt = DMCOptions(**kwargs)
+    opt = suite_options(DMCOptions, kwargs, "dmc")
     if opt.action_repeat < 1:
         raise D2RLError(f"env.kwargs.action_repeat must be >= 1, got {opt.action_repeat}")
     return opt

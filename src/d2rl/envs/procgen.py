@@ -19,7 +19,6 @@ train``). ``train/episode_return`` reports training levels, ``eval/return_mean``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from d2rl.envs import EnvFacts
+from d2rl.envs import EnvFacts, suite_options
 from d2rl.errors import D2RLError
 
 GAMES = (
@@ -172,12 +171,7 @@ def make_vec(
         raise D2RLError("the procgen suite does not render; video recording is not supported for it yet")
     if env_cfg.max_episode_steps is not None:
         raise D2RLError("procgen games have their own episode time-outs; leave env.max_episode_steps null")
-    known = {f.name for f in dataclasses.fields(ProcgenOptions)}
-    kwargs = dict(env_cfg.kwargs or {})
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise D2RLError(f"unknown procgen option(s) {unknown} in env.kwargs; known: {sorted(known)}")
-    opt = ProcgenOptions(**kwargs)
+    opt = suite_options(ProcgenOptions, dict(env_cfg.kwargs or {}), "procgen")
     opt.check()
     start, count = level_range(opt, evaluation)
     return ProcgenVectorEnv(game, num_envs, start, count, opt)
