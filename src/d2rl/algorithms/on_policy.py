@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from d2rl.buffers.rollout import Rollout, RolloutStorage, compute_gae
-from d2rl.core import BuildContext, Policy
+from d2rl.core import BuildContext, Built, Learner, Policy, RolloutSchedule
 from d2rl.modules.heads import ActorCritic, CategoricalHead, GaussianHead
 from d2rl.modules.normalization import ObsNormalizer, ReturnScaler
 
@@ -116,6 +116,32 @@ def advantages(
         gae_lambda,
     )
     return torch.from_numpy(adv), torch.from_numpy(ret)
+
+
+class OnPolicyLearner(Learner):
+    """What PPO-style learners share: their acting policy (whose networks they train), the config,
+    optional reward scaling, and GAE on each fresh rollout. Subclasses write ``training_step``."""
+
+    def __init__(self, policy: ActorCriticPolicy, cfg: Any, num_envs: int) -> None:
+        super().__init__()
+        self.policy, self.cfg = policy, cfg
+        self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+
+    def advantages(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        return advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
+
+
+def build_on_policy(learner_class: type[OnPolicyLearner], cfg: Any, ctx: BuildContext, name: str) -> Built:
+    """Actor-critic policy (``cfg.shared_encoder``, ``cfg.normalize_obs``), its learner, rollout
+    storage of ``cfg.num_steps`` steps and the rollout schedule."""
+    ctx.require(("discrete", "box"), name)
+    policy = ActorCriticPolicy(build_actor_critic(ctx, cfg.shared_encoder), ctx.obs_shape, cfg.normalize_obs)
+    return Built(
+        learner=learner_class(policy, cfg, ctx.num_envs),
+        storage=rollout_storage(ctx, cfg.num_steps, cfg.normalize_obs),
+        schedule=RolloutSchedule(cfg.num_steps),
+    )
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float, anneal: bool, rollout: Rollout) -> float:

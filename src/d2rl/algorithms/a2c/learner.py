@@ -5,17 +5,9 @@ from __future__ import annotations
 import torch
 
 from d2rl.algorithms.a2c import A2CConfig
-from d2rl.algorithms.on_policy import (
-    ActorCriticPolicy,
-    advantages,
-    build_actor_critic,
-    explained_variance,
-    rollout_storage,
-    set_lr,
-)
+from d2rl.algorithms.on_policy import OnPolicyLearner, build_on_policy, explained_variance, set_lr
 from d2rl.buffers.rollout import Rollout
-from d2rl.core import BuildContext, Built, Learner, RolloutSchedule
-from d2rl.modules.normalization import ReturnScaler
+from d2rl.core import BuildContext, Built
 
 
 def a2c_loss(
@@ -39,13 +31,10 @@ def a2c_loss(
     }
 
 
-class A2CLearner(Learner):
+class A2CLearner(OnPolicyLearner):
     """One RMSprop step per rollout."""
 
-    def __init__(self, policy: ActorCriticPolicy, cfg: A2CConfig, num_envs: int) -> None:
-        super().__init__()
-        self.policy, self.cfg = policy, cfg
-        self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+    cfg: A2CConfig
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         c = self.cfg
@@ -53,7 +42,7 @@ class A2CLearner(Learner):
 
     def training_step(self, rollout: Rollout, batch_idx: int) -> dict[str, float]:
         cfg, model = self.cfg, self.policy.model
-        adv, ret = advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
+        adv, ret = self.advantages(rollout)
         (opt,) = self.raw_optimizers()
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         d, B = rollout.data, rollout.num_steps * rollout.num_envs
@@ -75,10 +64,4 @@ class A2CLearner(Learner):
 
 
 def build(cfg: A2CConfig, ctx: BuildContext) -> Built:
-    ctx.require(("discrete", "box"), "a2c")
-    policy = ActorCriticPolicy(build_actor_critic(ctx, cfg.shared_encoder), ctx.obs_shape, cfg.normalize_obs)
-    return Built(
-        learner=A2CLearner(policy, cfg, ctx.num_envs),
-        storage=rollout_storage(ctx, cfg.num_steps, cfg.normalize_obs),
-        schedule=RolloutSchedule(cfg.num_steps),
-    )
+    return build_on_policy(A2CLearner, cfg, ctx, "a2c")

@@ -6,17 +6,15 @@ import torch
 
 from d2rl.algorithms.on_policy import (
     ActorCriticPolicy,
-    advantages,
-    build_actor_critic,
+    OnPolicyLearner,
+    build_on_policy,
     explained_variance,
-    rollout_storage,
     set_lr,
 )
 from d2rl.algorithms.ppo import PPOConfig
 from d2rl.buffers.rollout import Rollout, minibatches
-from d2rl.core import BuildContext, Built, Learner, RolloutSchedule, check_stop
+from d2rl.core import BuildContext, Built, check_stop
 from d2rl.errors import D2RLError
-from d2rl.modules.normalization import ReturnScaler
 from d2rl.modules.regularization import feature_matching_loss, random_convs, reset_random_convs
 
 
@@ -56,14 +54,13 @@ def ppo_loss(
     }
 
 
-class PPOLearner(Learner):
+class PPOLearner(OnPolicyLearner):
     """Epochs of minibatch updates of the clipped objective on each fresh rollout."""
 
+    cfg: PPOConfig
+
     def __init__(self, policy: ActorCriticPolicy, cfg: PPOConfig, num_envs: int) -> None:
-        super().__init__()
-        self.policy = policy
-        self.cfg = cfg
-        self.reward_scaler = ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+        super().__init__(policy, cfg, num_envs)
         self.randomized = bool(random_convs(policy))  # network.random_conv=true
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -72,7 +69,7 @@ class PPOLearner(Learner):
 
     def training_step(self, rollout: Rollout, batch_idx: int) -> dict[str, float]:
         cfg, model = self.cfg, self.policy.model
-        adv, ret = advantages(rollout, self.policy, cfg.gamma, cfg.gae_lambda, self.reward_scaler)
+        adv, ret = self.advantages(rollout)
         (opt,) = self.raw_optimizers()
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         B = rollout.num_steps * rollout.num_envs
@@ -130,15 +127,9 @@ class PPOLearner(Learner):
 
 
 def build(cfg: PPOConfig, ctx: BuildContext) -> Built:
-    ctx.require(("discrete", "box"), "ppo")
     if (cfg.num_steps * ctx.num_envs) % cfg.num_minibatches:
         raise D2RLError(
             f"algo.num_minibatches={cfg.num_minibatches} must divide num_steps*num_envs="
             f"{cfg.num_steps * ctx.num_envs}"
         )
-    policy = ActorCriticPolicy(build_actor_critic(ctx, cfg.shared_encoder), ctx.obs_shape, cfg.normalize_obs)
-    return Built(
-        learner=PPOLearner(policy, cfg, ctx.num_envs),
-        storage=rollout_storage(ctx, cfg.num_steps, cfg.normalize_obs),
-        schedule=RolloutSchedule(cfg.num_steps),
-    )
+    return build_on_policy(PPOLearner, cfg, ctx, "ppo")
