@@ -7,7 +7,7 @@ env (as in the recurrent PPO of the baselines and CleanRL's ``ppo_atari_lstm``).
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -27,38 +27,48 @@ def orthogonal_rnn(rnn: RNNT) -> RNNT:
     return rnn
 
 
-class LSTMCore(nn.Module):
-    """Features ``[T, B, in_dim]`` + state -> outputs ``[T, B, hidden_size]`` + new state."""
+class MaskedRNNCore(nn.Module):
+    """A torch RNN (``nn.LSTM``/``nn.GRU``) after any encoder, with episode-start masking: features
+    ``[T, B, in_dim]`` + state (a tuple of ``[num_layers, B, hidden]``) -> ``[T, B, hidden]``."""
 
-    def __init__(self, in_dim: int, hidden_size: int = 256, num_layers: int = 1) -> None:
+    def __init__(self, rnn: nn.RNNBase, attr: str, state_tensors: int) -> None:
         super().__init__()
-        self.lstm = orthogonal_rnn(nn.LSTM(in_dim, hidden_size, num_layers))
-        self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.out_dim = hidden_size
+        setattr(self, attr, orthogonal_rnn(rnn))  # keeps the state-dict keys "lstm.*" / "gru.*"
+        self._attr, self._n = attr, state_tensors
+        self.hidden_size, self.num_layers = rnn.hidden_size, rnn.num_layers
+        self.out_dim = rnn.hidden_size
 
-    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
-        zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
-        return zeros, zeros.clone()
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
+        return tuple(
+            torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device) for _ in range(self._n)
+        )
 
-    def forward(
-        self, x: torch.Tensor, state: State, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, State]:
+    def _run(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        out, new = getattr(self, self._attr)(x, state if self._n > 1 else state[0])
+        return out, (tuple(new) if self._n > 1 else (new,))
+
+    def forward(self, x: torch.Tensor, state: Any, episode_start: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """``x``: ``[T, B, in_dim]``; ``episode_start``: ``[T, B]`` bool/float, true where step t is an
         episode's first (the state entering it is zeroed). Returns ``[T, B, hidden]`` and the final state."""
-        h, c = state
         keep = (1.0 - episode_start.float()).unsqueeze(-1)  # [T, B, 1]
-        if not bool(episode_start[1:].any()):  # fast path: one cuDNN/oneDNN call for the sequence
-            h, c = h * keep[0], c * keep[0]
-            out, (h, c) = self.lstm(x, (h, c))
-            return out, (h, c)
+        if not bool(episode_start[1:].any()):  # fast path: one fused call for the whole sequence
+            return self._run(x, tuple(s * keep[0] for s in state))
         outs = []
         for t in range(x.shape[0]):
-            h, c = h * keep[t], c * keep[t]
-            out, (h, c) = self.lstm(x[t : t + 1], (h, c))
+            out, state = self._run(x[t : t + 1], tuple(s * keep[t] for s in state))
             outs.append(out)
-        return torch.cat(outs, 0), (h, c)
+        return torch.cat(outs, 0), state
 
-    def step(self, x: torch.Tensor, state: State, episode_start: torch.Tensor) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: Any, episode_start: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """One acting step: ``x`` ``[B, in_dim]``, ``episode_start`` ``[B]`` -> ``[B, hidden]``, state."""
         out, state = self.forward(x.unsqueeze(0), state, episode_start.unsqueeze(0))
         return out.squeeze(0), state
+
+
+class LSTMCore(MaskedRNNCore):
+    """LSTM with state ``(h, c)``."""
+
+    def __init__(self, in_dim: int, hidden_size: int = 256, num_layers: int = 1) -> None:
+        super().__init__(nn.LSTM(in_dim, hidden_size, num_layers), "lstm", 2)

@@ -23,7 +23,7 @@ from torch import nn
 
 from d2rl.errors import D2RLError
 from d2rl.modules.cnn import option
-from d2rl.modules.lstm import LSTMCore, orthogonal_rnn
+from d2rl.modules.lstm import LSTMCore, MaskedRNNCore
 
 State = tuple[torch.Tensor, ...]  # each [K, B, ...]
 
@@ -57,34 +57,11 @@ def step_with_sequence(
     return out.squeeze(0), state
 
 
-class GRUCore(nn.Module):
-    """GRU (Cho et al. 2014): features ``[T, B, in_dim]`` + state ``(h,)`` -> ``[T, B, hidden_size]``."""
+class GRUCore(MaskedRNNCore):
+    """GRU (Cho et al. 2014) with state ``(h,)``."""
 
     def __init__(self, in_dim: int, hidden_size: int = 256, num_layers: int = 1) -> None:
-        super().__init__()
-        self.gru = orthogonal_rnn(nn.GRU(in_dim, hidden_size, num_layers))
-        self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.out_dim = hidden_size
-
-    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
-        return (torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device),)
-
-    def forward(
-        self, x: torch.Tensor, state: State, episode_start: torch.Tensor
-    ) -> tuple[torch.Tensor, State]:
-        (h,) = state  # [L, B, H]
-        keep = (1.0 - episode_start.float()).unsqueeze(-1)  # [T, B, 1]
-        if not bool(episode_start[1:].any()):  # fast path: one fused call for the whole sequence
-            out, h = self.gru(x, h * keep[0])
-            return out, (h,)
-        outs = []
-        for t in range(x.shape[0]):
-            out, h = self.gru(x[t : t + 1], h * keep[t])
-            outs.append(out)
-        return torch.cat(outs, 0), (h,)
-
-    def step(self, x: torch.Tensor, state: State, episode_start: torch.Tensor) -> tuple[torch.Tensor, State]:
-        return step_with_sequence(self, x, state, episode_start)
+        super().__init__(nn.GRU(in_dim, hidden_size, num_layers), "gru", 1)
 
 
 def _lstm(cfg: Any, in_dim: int) -> nn.Module:
