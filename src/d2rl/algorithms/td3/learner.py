@@ -9,17 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from d2rl.algorithms.actor_critic.nets import (
-    ActionScale,
-    Critics,
-    check,
-    critic_loss,
-    feature_dim,
-    make_storage,
-    polyak,
-    run_updates,
-    schedule,
-)
+from d2rl.algorithms.actor_critic import nets
 from d2rl.algorithms.td3 import TD3Config
 from d2rl.buffers.batches import ReplayBatches
 from d2rl.core import BuildContext, Built, Learner, Policy
@@ -59,13 +49,13 @@ class TD3Policy(Policy):
 
     encoder: nn.Module
     actor: DeterministicActor
-    scale: ActionScale
+    scale: nets.ActionScale
 
     def __init__(
         self,
         encoder: nn.Module,
         actor: DeterministicActor,
-        scale: ActionScale,
+        scale: nets.ActionScale,
         noise_type: str = "gaussian",
         exploration_noise: float = 0.1,
         ou_theta: float = 0.15,
@@ -107,10 +97,10 @@ class TD3Learner(Learner):
     """A critic step per batch; every ``policy_delay`` steps an actor step and the target updates."""
 
     policy: TD3Policy
-    critics: Critics
+    critics: nets.Critics
     actor_target: DeterministicActor
 
-    def __init__(self, cfg: TD3Config, policy: TD3Policy, critics: Critics) -> None:
+    def __init__(self, cfg: TD3Config, policy: TD3Policy, critics: nets.Critics) -> None:
         super().__init__()
         self.cfg, self.policy, self.critics = cfg, policy, critics
         self.actor_target = copy.deepcopy(policy.actor).requires_grad_(False)
@@ -145,7 +135,7 @@ class TD3Learner(Learner):
             y = td3_target(batch["reward"], batch["discount"], batch["terminated"], next_q)
         q = self.critics.q(torch.cat([encoder(obs), action], -1)).squeeze(-1)  # [E, B]
         td = q - y
-        return critic_loss(td, batch, 1.0), td.detach(), q.detach()
+        return nets.critic_loss(td, batch, 1.0), td.detach(), q.detach()
 
     def actor_loss(self, features: torch.Tensor) -> torch.Tensor:
         """Deterministic policy gradient through ``Q_1`` only (eq. 6); critic weights and the
@@ -169,25 +159,30 @@ class TD3Learner(Learner):
             actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             actor_opt.step()
-            polyak(self._target, self._online, self.cfg.tau)
+            nets.polyak(self._target, self._online, self.cfg.tau)
             self._last_actor_loss = actor_loss.detach()
         return {"loss/q": q_loss.detach(), "loss/policy": self._last_actor_loss, "stats/q": q.mean()}
 
     def training_step(self, batches: ReplayBatches, batch_idx: int) -> dict[str, float]:
-        return run_updates(batches, self.policy.scale, self.update)
+        return nets.run_updates(batches, self.policy.scale, self.update)
 
 
 def build(cfg: TD3Config, ctx: BuildContext) -> Built:
     ctx.require(("box",), cfg.name)
-    check(ctx, cfg, cfg.name)
+    nets.check(ctx, cfg, cfg.name)
     encoder = ctx.encoder()
-    features, A, hidden, act = feature_dim(encoder), ctx.num_actions, list(cfg.hidden_sizes), cfg.activation
+    features, A, hidden, act = (
+        nets.feature_dim(encoder),
+        ctx.num_actions,
+        list(cfg.hidden_sizes),
+        cfg.activation,
+    )
     actor = DeterministicActor(features, A, hidden, act)
-    critics = Critics(encoder, features + A, 1, 2 if cfg.twin_critic else 1, hidden, act)
+    critics = nets.Critics(encoder, features + A, 1, 2 if cfg.twin_critic else 1, hidden, act)
     policy = TD3Policy(
         encoder,
         actor,
-        ActionScale(ctx.action_space),  # type: ignore[arg-type]
+        nets.ActionScale(ctx.action_space),  # type: ignore[arg-type]
         cfg.noise_type,
         cfg.exploration_noise,
         cfg.ou_theta,
@@ -195,5 +190,7 @@ def build(cfg: TD3Config, ctx: BuildContext) -> Built:
         cfg.ou_dt,
     )
     return Built(
-        learner=TD3Learner(cfg, policy, critics), storage=make_storage(cfg, ctx), schedule=schedule(cfg)
+        learner=TD3Learner(cfg, policy, critics),
+        storage=nets.make_storage(cfg, ctx),
+        schedule=nets.schedule(cfg),
     )
