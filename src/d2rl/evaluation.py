@@ -13,6 +13,9 @@ from d2rl.core import Policy
 from d2rl.envs import make_vec_env
 
 
+END_OF_TRAINING = 1 << 62  # the env_step stochastic evaluation acts at: schedules at their final values
+
+
 def as_obs_tensor(obs: np.ndarray) -> torch.Tensor:
     """Env observations -> a tensor: uint8 pixels stay uint8, everything else float32."""
     t = torch.as_tensor(obs)
@@ -30,7 +33,10 @@ class Actor:
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        action, _, self.state = self.policy.act(as_obs_tensor(obs), self.state, not self.deterministic, 0)
+        # stochastic evaluation explores as at the end of training (e.g. DQN: the final epsilon)
+        action, _, self.state = self.policy.act(
+            as_obs_tensor(obs), self.state, not self.deterministic, END_OF_TRAINING
+        )
         out = action.numpy()
         return np.clip(out, *self.bounds) if self.bounds is not None else out
 

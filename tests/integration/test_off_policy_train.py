@@ -108,8 +108,8 @@ def test_pixels_with_a_vector_network_are_a_clear_error(make_cfg) -> None:  # ty
                 "env=dmc_cartpole_swingup",
                 "~tuned",
                 *TINY,
-                "+env.kwargs.pixels=true",
-                "+env.kwargs.image_size=36",
+                "env.kwargs.pixels=true",
+                "env.kwargs.image_size=36",
             )
         )
     assert "\n" not in str(err.value) and "network=nature_cnn" in str(err.value)
@@ -134,11 +134,11 @@ PIXEL_RUNS = {
     ),
     "sac-dmc_pixels": (
         "dm_control",
-        ["algo=sac", "env=dmc_cartpole_swingup", "+env.kwargs.pixels=true", "+env.kwargs.image_size=64"],
+        ["algo=sac", "env=dmc_cartpole_swingup", "env.kwargs.pixels=true", "env.kwargs.image_size=64"],
     ),
     "ddpg-dmc_pixels": (
         "dm_control",
-        ["algo=ddpg", "env=dmc_cartpole_swingup", "+env.kwargs.pixels=true", "+env.kwargs.image_size=64"],
+        ["algo=ddpg", "env=dmc_cartpole_swingup", "env.kwargs.pixels=true", "env.kwargs.image_size=64"],
     ),
 }
 
