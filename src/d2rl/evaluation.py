@@ -12,7 +12,6 @@ import torch
 from d2rl.core import Policy
 from d2rl.envs import make_vec_env
 
-
 END_OF_TRAINING = 1 << 62  # the env_step stochastic evaluation acts at: schedules at their final values
 
 
