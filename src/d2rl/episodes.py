@@ -52,8 +52,9 @@ class EpisodeTracker:
         else:
             for i in np.flatnonzero(done):
                 self._finish(float(self.returns[i]), int(self.lengths[i]))
-        self.returns[done] = 0.0
-        self.lengths[done] = 0
+        if done.any():
+            self.returns[done] = 0.0
+            self.lengths[done] = 0
 
     def drain(self) -> list[tuple[float, int]]:
         out, self.finished = self.finished, []

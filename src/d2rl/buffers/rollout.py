@@ -78,6 +78,7 @@ class RolloutStorage:
             **(extras or {}),
         }
         self.data = {k: torch.zeros((T, N, *shape), dtype=dt) for k, (shape, dt) in fields.items()}
+        self.arrays = {k: v.numpy() for k, v in self.data.items()}  # numpy views: ~1 us per write, not ~8
         self.final_obs: list[torch.Tensor] = []
         self.final_index: list[tuple[int, int]] = []
 

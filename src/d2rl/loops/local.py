@@ -126,24 +126,25 @@ class LocalLoop:
     @torch.no_grad()
     def _rollout(self) -> Rollout:
         storage: RolloutStorage = self.storage
-        data, policy, clock = storage.data, self.policy, time.perf_counter
+        arrays, policy, clock = storage.arrays, self.policy, time.perf_counter
         storage.reset()
         initial_state = self.state
         for t in range(self.vector_steps):
             t0 = clock()
-            obs = as_obs_tensor(self.obs)
-            action, extras, self.state = policy.act(obs, self.state, True, self.env_steps)
+            action, extras, self.state = policy.act(as_obs_tensor(self.obs), self.state, True, self.env_steps)
+            action_np = action.numpy()
             self.timings["act"] += clock() - t0
-            next_obs, reward, terminated, truncated, info = self._step(self._env_action(action.numpy()))
+            next_obs, reward, terminated, truncated, info = self._step(self._env_action(action_np))
             t1 = clock()
-            data["obs"][t] = extras.pop("obs", obs)
-            data["action"][t] = action
-            data["reward"][t] = torch.from_numpy(np.asarray(reward, dtype=np.float32))
-            data["terminated"][t] = torch.from_numpy(terminated)
-            data["truncated"][t] = torch.from_numpy(truncated)
-            data["first"][t] = torch.from_numpy(self.first)
+            seen = extras.pop("obs", None)  # the observation as the policy saw it (normalised)
+            arrays["obs"][t] = self.obs if seen is None else seen.numpy()
+            arrays["action"][t] = action_np
+            arrays["reward"][t] = reward
+            arrays["terminated"][t] = terminated
+            arrays["truncated"][t] = truncated
+            arrays["first"][t] = self.first
             for k, v in extras.items():
-                data[k][t] = v
+                arrays[k][t] = v.numpy()
             cut = truncated & ~terminated
             if cut.any():
                 for i in np.flatnonzero(cut):
