@@ -73,7 +73,11 @@ def run_d2rl(steps: int, seed: int, out: Path) -> dict[str, float]:
         cfg = compose(
             "config",
             overrides=[
-                "algo=dqn",  # + conf/tuned/dqn_cartpole.yaml = the HP above
+                "algo=dqn",  # + conf/tuned/dqn_cartpole.yaml, pinned back to SB3's zoo HP above:
+                "algo.lr=2.3e-3",
+                "algo.anneal_lr=false",
+                "algo.double=false",
+                "algo.n_step=1",
                 f"seed={seed}",
                 f"output_dir={out}",
                 f"trainer.total_env_steps={steps}",
