@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -180,10 +181,8 @@ def main() -> None:
             text = fast_help([a for a in args if a not in ("--help", "-h")])
         except Exception as e:  # a bad override: the same one-line error as a run would give
             _fail(str(e).strip().splitlines()[0])
-        try:
+        with contextlib.suppress(BrokenPipeError):  # `d2rl --help | head`
             print(text)
-        except BrokenPipeError:  # `d2rl --help | head`
-            pass
         return
     _check_choices(args)
     sys.argv = [sys.argv[0], *_output_dir_argv(_resume_argv(sys.argv[1:]))]
