@@ -112,6 +112,7 @@ def _check_choices(argv: list[str]) -> None:
         "algo": set(registry.algorithms().entries) | set(registry.algorithms().broken),
         "network": set(registry.networks().entries) | set(registry.networks().broken),
         "env": set(),
+        "experiment": set(),
     }
     for group in known:
         known[group] |= yaml_options(group)
@@ -127,12 +128,12 @@ def _check_choices(argv: list[str]) -> None:
             and value not in known[key]
             and not value.startswith("$")
         ):
-            what = {"algo": "algorithm", "network": "network", "env": "env config"}[key]
+            what = {"algo": "algorithm", "network": "network", "env": "env config", "experiment": "experiment"}[key]
             hint = "use env=gym env.id=<gymnasium id> for any registered id; " if key == "env" else ""
             _fail(f"unknown {what} '{value}'; {hint}known: {', '.join(sorted(known[key]))} (see `d2rl-list`)")
 
 
-HELP_GROUPS = ("algo", "env", "network", "replay", "distributed", "tuned", "hpo")
+HELP_GROUPS = ("algo", "env", "network", "replay", "distributed", "experiment", "tuned", "hpo")
 
 
 def group_options(group: str) -> list[str]:
@@ -205,6 +206,9 @@ def list_main() -> None:
     for name, e in sorted(registry.env_suites().entries.items()):
         print(f"  {name:<16} {e.provider:<20} {e.spec.description}")
     print("env configs (env=<name>):", ", ".join(sorted(yaml_options("env"))))
+    experiments = yaml_options("experiment")
+    if experiments:
+        print("experiments (experiment=<name>, a published protocol):", ", ".join(sorted(experiments)))
     presets = yaml_options("algo")
     if presets:
         print("algo presets (algo=<name>):", ", ".join(sorted(presets)))
