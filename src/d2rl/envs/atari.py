@@ -196,7 +196,9 @@ class FireOnReset(gym.Wrapper):
         return obs, info
 
 
-def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> gym.vector.VectorEnv:
+def _gymnasium(
+    rom: str, num_envs: int, opt: AtariOptions, max_frames: int, render_mode: str | None = None
+) -> gym.vector.VectorEnv:
     import ale_py
 
     gym.register_envs(ale_py)
@@ -209,6 +211,7 @@ def _gymnasium(rom: str, num_envs: int, opt: AtariOptions, max_frames: int) -> g
             repeat_action_probability=float(opt.repeat_action_probability or 0.0),
             full_action_space=opt.full_action_space,
             max_num_frames_per_episode=0,  # no ALE cap: it would count the reset's no-op frames
+            render_mode=render_mode,  # rgb_array: the full 210x160 RGB screen
         )
         names = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
         fire = _fire_index(names) if opt.fire_reset else None
@@ -250,13 +253,15 @@ def make_vec(
         raise D2RLError(
             f"unknown Atari game '{env_cfg.id}'; ale-py ships: {', '.join(roms.get_all_rom_ids())}"
         )
-    if render_mode is not None:
-        raise D2RLError("the atari suite does not render; video recording is not supported for it yet")
+    if render_mode not in (None, "rgb_array"):
+        raise D2RLError(f"the atari suite renders only render_mode=rgb_array, not {render_mode}")
     max_frames = opt.max_episode_frames
     if env_cfg.max_episode_steps is not None:  # agent steps -> emulator frames
         max_frames = int(env_cfg.max_episode_steps) * opt.frame_skip
-    build = _native if opt.backend == "native" else _gymnasium
-    envs = build(rom, num_envs, opt, max_frames)
+    if opt.backend == "native" and render_mode is None:
+        envs = _native(rom, num_envs, opt, max_frames)
+    else:  # ale-py's vector interface renders nothing: a rendering env runs the gymnasium backend
+        envs = _gymnasium(rom, num_envs, opt, max_frames, render_mode)
     episodic_life = bool(opt.episodic_life) and not evaluation
     wrapped = AtariTraining(
         envs,

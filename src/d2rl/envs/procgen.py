@@ -91,9 +91,15 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
     d2rl_facts = EnvFacts(pixels=True, rgb=True, episode_stats=True)  # one RGB frame, no stack
 
     def __init__(
-        self, game: str, num_envs: int, start_level: int, num_levels: int, opt: ProcgenOptions
+        self,
+        game: str,
+        num_envs: int,
+        start_level: int,
+        num_levels: int,
+        opt: ProcgenOptions,
+        render_mode: str | None = None,
     ) -> None:
-        self.game, self.num_envs = game, num_envs
+        self.game, self.num_envs, self.render_mode = game, num_envs, render_mode
         self.start_level, self.num_levels, self.opt = start_level, num_levels, opt
         self.single_observation_space = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
         self.single_action_space = gym.spaces.Discrete(15)
@@ -112,6 +118,8 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
             kwargs["rand_seed"] = int(seed) % (2**31)
         if self.opt.num_threads > 0:
             kwargs["num_threads"] = self.opt.num_threads
+        if self.render_mode is not None:
+            kwargs["render_mode"] = self.render_mode  # full-resolution 512x512 frames in info["rgb"]
         self._env = ProcgenGym3Env(
             num=self.num_envs,
             env_name=self.game,
@@ -157,6 +165,12 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
             self.episode_length[terminated] = 0
         return obs, np.asarray(reward, dtype=np.float32), terminated, truncated, info
 
+    def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
+        """``render_mode="rgb_array"``: each env's current frame at full resolution, ``[512, 512, 3]``."""
+        if self.render_mode is None:
+            return None
+        return tuple(np.asarray(info["rgb"]) for info in self._env.get_info())
+
     def close_extras(self, **kwargs: Any) -> None:
         self._env = None
 
@@ -167,11 +181,11 @@ def make_vec(
     game = str(env_cfg.id)
     if game not in GAMES:
         raise D2RLError(f"unknown procgen game '{game}'; choose from {', '.join(GAMES)}")
-    if render_mode is not None:
-        raise D2RLError("the procgen suite does not render; video recording is not supported for it yet")
+    if render_mode not in (None, "rgb_array"):
+        raise D2RLError(f"the procgen suite renders only render_mode=rgb_array, not {render_mode}")
     if env_cfg.max_episode_steps is not None:
         raise D2RLError("procgen games have their own episode time-outs; leave env.max_episode_steps null")
     opt = suite_options(ProcgenOptions, dict(env_cfg.kwargs or {}), "procgen")
     opt.check()
     start, count = level_range(opt, evaluation)
-    return ProcgenVectorEnv(game, num_envs, start, count, opt)
+    return ProcgenVectorEnv(game, num_envs, start, count, opt, render_mode)
