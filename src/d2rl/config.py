@@ -38,7 +38,7 @@ class TrainerConfig:
     progress_bar: bool = True
     log_period_env_steps: int = 2_048
     keep_checkpoints: int = 0  # keep the newest K step_*.pt (plus best.pt and last.pt); 0 keeps all
-    nan_policy: str = "stop"  # stop | skip: a NaN/inf loss, metric or parameter stops training or undoes the update
+    nan_policy: str = "stop"  # stop | skip: on a NaN/inf loss or parameter, stop or undo the update
     deterministic: bool = False  # torch.use_deterministic_algorithms(True): bit-exact runs and resumes on CPU
 
 
