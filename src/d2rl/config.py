@@ -37,6 +37,7 @@ class TrainerConfig:
     accelerator: str = "cpu"
     progress_bar: bool = True
     log_period_env_steps: int = 2_048
+    total_learner_updates: int = 0  # > 0: also stop at this many learner updates (apex, seed)
     keep_checkpoints: int = 0  # keep the newest K step_*.pt (plus best.pt and last.pt); 0 keeps all
     nan_policy: str = "stop"  # stop | skip: on a NaN/inf loss or parameter, stop or undo the update
     deterministic: bool = False  # torch.use_deterministic_algorithms(True): bit-exact runs and resumes on CPU
@@ -71,9 +72,42 @@ class ReplayConfig:
 
 @dataclass
 class DistributedConfig:
-    """How experience is gathered. `local`: one process, the debuggable serial path."""
+    """How experience is gathered. `local`: one process, the debuggable serial path; `apex` and
+    `seed`: the same Learner fed by Ray actors (d2rl.distributed; README "Distributed training")."""
 
-    backend: str = "local"
+    backend: str = "local"  # local | apex | seed
+    # Ray: None joins RAY_ADDRESS if set, else starts a local instance (stopped at the end)
+    address: str | None = None
+    num_cpus: int | None = None  # size of a Ray instance d2rl starts (None: all cores)
+    connect_timeout_s: float = 5.0  # an unreachable address fails after this
+    num_actors: int = 2
+    envs_per_actor: int | None = None  # None: env.num_envs
+    num_replay_shards: int = 1
+    actor_pull_period_env_steps: int = 64  # M: env steps (per actor) between weight pulls = one chunk
+    publish_period_updates: int = 16  # K: learner updates between weight versions (one ray.put each)
+    updates_per_learner_step: int = 32  # gradient steps per Trainer step (training_step)
+    # schedule: the algorithm's updates per env step (as distributed=local); free: as fast as it can
+    learner_pace: str = "schedule"
+    # Ape-X exploration (Horgan et al. 2018): actor i of N acts with eps_i = base^(1 + alpha i / (N-1))
+    epsilon_base: float = 0.4
+    epsilon_alpha: float = 7.0
+    # Ape-X SAC: actor i scales its policy noise by max * (min/max)^(i / (N-1))
+    noise_scale_max: float = 1.0
+    noise_scale_min: float = 0.3
+    actor_max_restarts: int = 3  # Ray restarts a crashed actor this many times
+    # resources per role (Ray logical resources; the learner runs in the driver: trainer.accelerator)
+    actor_cpus: float = 0.5
+    actor_gpus: float = 0.0
+    actor_resources: dict[str, float] = field(default_factory=dict)  # custom, e.g. {node2: 0.01}
+    replay_cpus: float = 0.25
+    replay_resources: dict[str, float] = field(default_factory=dict)
+    inference_cpus: float = 0.5
+    inference_gpus: float = 0.0
+    inference_resources: dict[str, float] = field(default_factory=dict)
+    # SEED inference: a batch goes once it holds this many envs' observations (0: all envs) or
+    # once its oldest request waited inference_timeout_ms
+    inference_batch_size: int = 0
+    inference_timeout_ms: float = 3.0
 
 
 @dataclass
