@@ -45,6 +45,11 @@ class Policy(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
         raise NotImplementedError
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """``[B, A]``: the differentiable scores the greedy action is chosen from (Q-values, pre-softmax
+        logits, or the mean action for Box spaces). Grad-CAM explains them; optional for a policy."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose action scores")
+
 
 class Learner(L.LightningModule):
     """Base of every algorithm's learner (manual optimisation).

@@ -53,6 +53,12 @@ class ActorCriticPolicy(Policy):
             extras["obs"] = x
         return action, extras, state
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """Pre-softmax logits ``[B, A]`` (discrete) or the Gaussian mean ``[B, A]`` (Box)."""
+        features = self.model.actor_encoder(self.normalize(obs))
+        head: Any = self.model.policy_head
+        return head.linear(features) if isinstance(head, CategoricalHead) else head(features)[0]
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, *obs]`` raw observations -> ``[B]``."""
         return self.model.value(self.normalize(obs))

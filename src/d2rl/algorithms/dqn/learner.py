@@ -61,6 +61,10 @@ class DQNPolicy(Policy):
         finally:
             self.q.train(was_training)
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """Q-values ``[B, A]`` (the mean of a value distribution)."""
+        return self.q.q_values(obs)
+
     def act(
         self, obs: torch.Tensor, state: Any = None, explore: bool = True, env_step: int = 0
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:

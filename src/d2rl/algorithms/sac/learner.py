@@ -85,6 +85,11 @@ class SACPolicy(Policy):
         action = self.actor.sample_action(features) if explore else self.actor.mode(features)
         return self.scale.to_env(action), {}, state
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """``log pi(.|s)`` ``[B, A]`` (discrete) or the squashed mean action ``[B, A]`` (Box)."""
+        features = self.encoder(obs)
+        return self.actor(features) if self.scale is None else self.actor.mode(features)
+
 
 class SACLosses(NamedTuple):
     critic: torch.Tensor

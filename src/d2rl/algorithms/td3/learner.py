@@ -92,6 +92,10 @@ class TD3Policy(Policy):
             action = (action + noise).clamp(-1.0, 1.0)
         return self.scale.to_env(action), {}, state
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """The deterministic action ``[B, A]`` in [-1, 1]."""
+        return self.actor(self.encoder(obs))
+
 
 class TD3Learner(Learner):
     """A critic step per batch; every ``policy_delay`` steps an actor step and the target updates."""
