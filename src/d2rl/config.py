@@ -37,6 +37,8 @@ class TrainerConfig:
     accelerator: str = "cpu"
     progress_bar: bool = True
     log_period_env_steps: int = 2_048
+    total_episodes: int | None = None  # also stop after this many finished episodes (None: env steps only)
+    eval_video_period_env_steps: int = 0  # record an eval episode to <run>/videos and TensorBoard; 0: never
     total_learner_updates: int = 0  # > 0: also stop at this many learner updates (apex, seed)
     keep_checkpoints: int = 0  # keep the newest K step_*.pt (plus best.pt and last.pt); 0 keeps all
     nan_policy: str = "stop"  # stop | skip: on a NaN/inf loss or parameter, stop or undo the update
@@ -48,6 +50,8 @@ class LoggerConfig:
     tensorboard: bool = True
     csv: bool = True
     learning_curve: bool = True
+    wandb: bool = False  # Weights & Biases (pip install 'd2rl[wandb]'); WANDB_MODE=offline works without network
+    wandb_project: str = "d2rl"
 
 
 @dataclass
@@ -126,12 +130,26 @@ class TrainConfig:
 
 
 @dataclass
+class GradCAMConfig:
+    """Grad-CAM saliency of a pixel agent (d2rl/gradcam.py)."""
+
+    enabled: bool = False
+    layers: list[str] = field(default_factory=list)  # conv layer names; empty: the last conv layer
+    pngs: int = 4  # evenly spaced frames also written as PNG
+    alpha: float = 0.5  # overlay strength
+    action_index: int | None = None  # Box actions: explain this component (None: their sum)
+
+
+@dataclass
 class EvalConfig:
     checkpoint: str = MISSING  # a run dir or a checkpoint file
     episodes: int = 10
     deterministic: bool = True
     video: bool = False
-    video_dir: str | None = None  # default: <run dir>/videos
+    video_dir: str | None = None  # default: <run dir>/videos (Grad-CAM: <run dir>/gradcam)
+    video_view: str = "render"  # render: the full-resolution RGB render; network: what the network sees
+    render: bool = False  # test mode: show the episodes in a window (says so when there is no display)
+    gradcam: GradCAMConfig = field(default_factory=GradCAMConfig)  # `gradcam=true` sets gradcam.enabled
     seed: int = 12345
     num_envs: int | None = None  # default: min(episodes, 16)
 
