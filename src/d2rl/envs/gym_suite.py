@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from d2rl.envs import EnvFacts
+from d2rl.envs import exploration as _exploration  # noqa: F401  (registers d2rl/DeepSea-v0)
 from d2rl.envs import memory as _memory  # noqa: F401  (registers d2rl/MemoryCue-v0, ...)
 from d2rl.errors import D2RLError
 
