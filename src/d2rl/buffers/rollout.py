@@ -50,6 +50,47 @@ def minibatches(
         yield {k: v[idx] for k, v in batch.items()}
 
 
+def to_sequences(
+    batch: dict[str, torch.Tensor], states: tuple[torch.Tensor, ...], seq_len: int = 0
+) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+    """Cut a rollout into sequences for recurrent updates (truncated BPTT over ``seq_len`` steps).
+
+    ``batch`` fields ``[T, N, ...]``; ``states`` ``[T, N, K, ...]``: the recurrent state entering
+    each step, as stored at acting time. ``seq_len`` (0: ``T``) must divide ``T``. Returns fields
+    ``[L, S, ...]`` of ``S = N * T / L`` sequences (sequence ``c * N + n`` is steps ``c*L .. c*L+L-1``
+    of env ``n``, in time order) and each sequence's initial state ``[S, K, ...]``.
+    """
+    T, N = next(iter(batch.values())).shape[:2]
+    L = seq_len or T
+    if T % L:
+        raise ValueError(f"sequence length {L} must divide the rollout length {T}")
+    C = T // L
+    seqs = {
+        k: v.reshape(C, L, N, *v.shape[2:]).transpose(0, 1).reshape(L, C * N, *v.shape[2:])
+        for k, v in batch.items()
+    }
+    initial = tuple(s[::L].reshape(C * N, *s.shape[2:]) for s in states)
+    return seqs, initial
+
+
+def sequence_minibatches(
+    seqs: dict[str, torch.Tensor],
+    initial: tuple[torch.Tensor, ...],
+    num_minibatches: int,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]]:
+    """One epoch over ``to_sequences``' output: a random permutation of whole sequences (never of
+    single steps) cut into ``num_minibatches`` parts. Yields fields flattened time-major,
+    ``[L * M, ...]`` (index ``t * M + m``), and the ``M`` sequences' initial states ``[K, M, ...]``."""
+    L, S = next(iter(seqs.values())).shape[:2]
+    mb = S // num_minibatches
+    perm = torch.randperm(S, generator=generator)
+    for i in range(num_minibatches):
+        idx = perm[i * mb : (i + 1) * mb]
+        fields = {k: v[:, idx].reshape(L * mb, *v.shape[2:]) for k, v in seqs.items()}
+        yield fields, tuple(s[idx].transpose(0, 1).contiguous() for s in initial)
+
+
 class RolloutStorage:
     """On-policy storage: ``[T, N, ...]`` tensors for the standard fields (``obs``, ``action``,
     ``reward``, ``terminated``, ``truncated``, ``first``: the obs starts an episode) and the

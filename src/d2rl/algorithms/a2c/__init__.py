@@ -41,6 +41,7 @@ SPEC = AlgorithmSpec(
     config_class=A2CConfig,
     builder="d2rl.algorithms.a2c.learner:build",
     action_spaces=("discrete", "box"),
-    env_defaults={"num_envs": 8},  # SB3 / baselines: 8 (16 in the paper's Atari runs)
+    env_defaults={"num_envs": 8},
+    recurrent=True,  # network.core=...: each update runs the core over every env's whole rollout  # SB3 / baselines: 8 (16 in the paper's Atari runs)
     description="Advantage Actor-Critic, synchronous (Mnih et al. 2016)",
 )

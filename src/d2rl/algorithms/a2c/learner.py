@@ -46,10 +46,18 @@ class A2CLearner(OnPolicyLearner):
         (opt,) = self.raw_optimizers()
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         d, B = rollout.data, rollout.num_steps * rollout.num_envs
-        logprob, entropy, value = model.evaluate(
-            d["obs"].reshape(B, *d["obs"].shape[2:]), d["action"].reshape(B, *d["action"].shape[2:])
-        )
-        a, r = adv.reshape(B), ret.reshape(B)
+        if self.policy.recurrent:  # one minibatch: every env's whole rollout from its stored state
+            sample = self.minibatch_sampler(
+                rollout, {"obs": d["obs"], "action": d["action"], "adv": adv, "ret": ret}, 1
+            )
+            ((mb, state),) = list(sample())
+            logprob, entropy, value = self.evaluate(mb, state)
+            a, r = mb["adv"], mb["ret"]
+        else:
+            logprob, entropy, value = model.evaluate(
+                d["obs"].reshape(B, *d["obs"].shape[2:]), d["action"].reshape(B, *d["action"].shape[2:])
+            )
+            a, r = adv.reshape(B), ret.reshape(B)
         if cfg.norm_adv:
             a = (a - a.mean()) / (a.std() + 1e-8)
         loss, metrics = a2c_loss(logprob, a, value, r, entropy, cfg.vf_coef, cfg.ent_coef)
@@ -58,7 +66,7 @@ class A2CLearner(OnPolicyLearner):
         torch.nn.utils.clip_grad_norm_(list(self.policy.parameters()), cfg.max_grad_norm, foreach=True)
         opt.step()
         out = {k: float(v) for k, v in metrics.items()}
-        out["stats/explained_variance"] = explained_variance(d["value"].reshape(B), r)
+        out["stats/explained_variance"] = explained_variance(d["value"].reshape(B), ret.reshape(B))
         out["train/lr"] = lr
         return out
 

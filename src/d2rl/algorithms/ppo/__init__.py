@@ -44,6 +44,9 @@ class PPOConfig:
     random_conv_clean_prob: float = 0.1  # probability of an iteration on clean inputs
     random_conv_fm_coef: float = 0.002  # beta of the feature-matching loss (0: off)
     shared_encoder: bool = False  # one encoder for actor and critic (baselines' Atari CNN): half the cost
+    # with network.core=lstm|gru|dnc|transformer (recurrent PPO): minibatches hold whole sequences of
+    # bptt_len steps (0: the whole rollout of each env), each from the state stored at its first step
+    bptt_len: int = 0
 
 
 SPEC = AlgorithmSpec(
@@ -51,5 +54,6 @@ SPEC = AlgorithmSpec(
     config_class=PPOConfig,
     builder="d2rl.algorithms.ppo.learner:build",
     action_spaces=("discrete", "box"),
+    recurrent=True,  # network.core=lstm|gru|dnc|transformer: recurrent PPO
     description="Proximal Policy Optimization (Schulman et al. 2017)",
 )

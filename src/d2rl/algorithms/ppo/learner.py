@@ -8,13 +8,15 @@ from d2rl.algorithms.on_policy import (
     ActorCriticPolicy,
     OnPolicyLearner,
     build_on_policy,
+    check_sequences,
     explained_variance,
     set_lr,
 )
 from d2rl.algorithms.ppo import PPOConfig
-from d2rl.buffers.rollout import Rollout, minibatches
+from d2rl.buffers.rollout import Rollout
 from d2rl.core import BuildContext, Built, check_stop
 from d2rl.errors import D2RLError
+from d2rl.modules.cnn import option
 from d2rl.modules.regularization import feature_matching_loss, random_convs, reset_random_convs
 
 
@@ -72,22 +74,22 @@ class PPOLearner(OnPolicyLearner):
         adv, ret = self.advantages(rollout)
         (opt,) = self.raw_optimizers()
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
-        B = rollout.num_steps * rollout.num_envs
         d = rollout.data
-        data = {
-            "obs": d["obs"].reshape(B, *d["obs"].shape[2:]),
-            "action": d["action"].reshape(B, *d["action"].shape[2:]),
-            "logprob": d["logprob"].reshape(B),
-            "value": d["value"].reshape(B),
-            "advantage": adv.reshape(B),
-            "ret": ret.reshape(B),
-        }
+        fields = {
+            "obs": d["obs"],
+            "action": d["action"],
+            "logprob": d["logprob"],
+            "value": d["value"],
+            "advantage": adv,
+            "ret": ret,
+        }  # [T, N, ...]
+        sample = self.minibatch_sampler(rollout, fields, cfg.num_minibatches, cfg.bptt_len)
         params = list(self.policy.parameters())
         sums: dict[str, torch.Tensor] = {}
         n = 0
         for _epoch in range(cfg.update_epochs):
-            for mb in minibatches(data, cfg.num_minibatches):
-                logprob, entropy, value = model.evaluate(mb["obs"], mb["action"])
+            for mb, state in sample():
+                logprob, entropy, value = self.evaluate(mb, state)
                 a = mb["advantage"]
                 if cfg.norm_adv:
                     a = (a - a.mean()) / (a.std() + 1e-8)
@@ -121,13 +123,15 @@ class PPOLearner(OnPolicyLearner):
         if self.randomized:  # a new random network for the next rollout and its update
             reset_random_convs(self.policy, cfg.random_conv_clean_prob)
         out = {k: float(v) / n for k, v in sums.items()}
-        out["stats/explained_variance"] = explained_variance(data["value"], data["ret"])
+        out["stats/explained_variance"] = explained_variance(d["value"].flatten(), ret.flatten())
         out["train/lr"] = lr
         return out
 
 
 def build(cfg: PPOConfig, ctx: BuildContext) -> Built:
-    if (cfg.num_steps * ctx.num_envs) % cfg.num_minibatches:
+    if str(option(ctx.network_cfg, "core", "none")) != "none":
+        check_sequences(cfg.num_steps, ctx.num_envs, cfg.num_minibatches, cfg.bptt_len)
+    elif (cfg.num_steps * ctx.num_envs) % cfg.num_minibatches:
         raise D2RLError(
             f"algo.num_minibatches={cfg.num_minibatches} must divide num_steps*num_envs="
             f"{cfg.num_steps * ctx.num_envs}"
