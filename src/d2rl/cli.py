@@ -228,6 +228,9 @@ def _eval_app(cfg: DictConfig) -> None:
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """``d2rl-eval``: returns of ``episodes`` episodes (reproducible for a given ``seed``), and on
+    request a window (``render``), an mp4 (``video``) and Grad-CAM saliency (``gradcam.enabled``)."""
+    import numpy as np
     import torch
 
     from d2rl import checkpoint
@@ -239,21 +242,24 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise D2RLError(f"'{path}' predates d2rl's Policy/Learner checkpoints (no 'policy'); retrain it")
     from d2rl.train import load_policy
 
-    agent, run_cfg = load_policy(state, int(cfg.seed))
+    seed = int(cfg.seed)
+    agent, run_cfg = load_policy(state, seed)
     env_steps = int(state["loop"]["env_steps"])
     torch.set_num_threads(int(run_cfg.trainer.torch_threads))
-    returns = evaluate(
-        agent,
-        run_cfg.env,
-        int(cfg.episodes),
-        int(cfg.seed),
-        bool(cfg.deterministic),
-        max_envs=int(cfg.num_envs or 16),
-    )
+    torch.manual_seed(seed)  # stochastic evaluation (deterministic=false) is reproducible too
+    np.random.seed(seed)
+    run_dir = path.parent.parent
+    if cfg.render:
+        returns = _render_episodes(agent, run_cfg, cfg)
+    else:
+        returns = evaluate(
+            agent, run_cfg.env, int(cfg.episodes), seed, bool(cfg.deterministic), int(cfg.num_envs or 16)
+        )
     out: dict[str, Any] = {
         "checkpoint": str(path),
         "env_steps": env_steps,
         "episodes": len(returns),
+        "returns": [float(r) for r in returns],
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),
     }
@@ -262,20 +268,70 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         f"return {out['return_mean']:.2f} +- {out['return_std']:.2f} over {len(returns)} episodes"
     )
     if cfg.video:
-        video_dir = Path(cfg.video_dir) if cfg.video_dir else path.parent.parent / "videos"
-        try:
-            out["video"] = str(
-                record_video(agent, run_cfg.env, video_dir, int(cfg.seed), bool(cfg.deterministic))
-            )
-        except ImportError as e:
-            raise D2RLError(
-                f"video recording needs moviepy and pygame: pip install 'd2rl[video]' ({e})"
-            ) from e
+        video_dir = Path(cfg.video_dir) if cfg.video_dir else run_dir / "videos"
+        video, _ = record_video(
+            agent, run_cfg.env, video_dir, seed, bool(cfg.deterministic), view=str(cfg.video_view)
+        )
+        out["video"] = str(video)
         print(f"video: {out['video']}")
+    if cfg.gradcam.enabled:
+        from d2rl.gradcam import record_gradcam
+
+        g = cfg.gradcam
+        video, pngs = record_gradcam(
+            agent,
+            run_cfg.env,
+            Path(cfg.video_dir) if cfg.video_dir else run_dir / "gradcam",
+            seed,
+            layers=list(g.layers),
+            deterministic=bool(cfg.deterministic),
+            view=str(cfg.video_view),
+            pngs=int(g.pngs),
+            alpha=float(g.alpha),
+            action_index=g.action_index,
+        )
+        out["gradcam"] = {"video": str(video), "pngs": [str(p) for p in pngs]}
+        print(f"gradcam: {video} and {len(pngs)} PNG frames in {video.parent}")
     return out
 
 
+def _render_episodes(agent: Any, run_cfg: DictConfig, cfg: DictConfig) -> Any:
+    """``render=true``: play the episodes one by one in a window; without a display, say so in one
+    line and evaluate as without ``render``."""
+    import numpy as np
+
+    from d2rl.evaluation import evaluate, play_episode, render_fps
+    from d2rl.video import Window, display_available
+
+    seed, episodes = int(cfg.seed), int(cfg.episodes)
+    if not display_available():
+        print(
+            "d2rl-eval: render=true: no display ($DISPLAY is not set), so no window opens; "
+            "evaluating without it (video=true records an mp4)",
+            file=sys.stderr,
+        )
+        return evaluate(agent, run_cfg.env, episodes, seed, bool(cfg.deterministic), int(cfg.num_envs or 16))
+    window = Window(f"d2rl: {run_cfg.algo.name} on {run_cfg.env.id}", render_fps(run_cfg.env))
+    returns = []
+    try:
+        for i in range(episodes):
+            ret, _ = play_episode(
+                agent,
+                run_cfg.env,
+                seed + 1000 * i,
+                bool(cfg.deterministic),
+                view=str(cfg.video_view),
+                visit=lambda frame, *_: window.show(frame),
+            )
+            returns.append(ret)
+    finally:
+        window.close()
+    return np.asarray(returns)
+
+
 def eval_main() -> None:
-    """``d2rl-eval checkpoint=<run dir or file> episodes=10 [video=true]``."""
+    """``d2rl-eval checkpoint=<run dir or file> episodes=10 seed=S [video=true] [render=true] [gradcam=true]``."""
     register_configs()
+    # `gradcam=true` is short for gradcam.enabled=true (gradcam.layers=[...] etc. sit beside it)
+    sys.argv = [("gradcam.enabled=" + a[8:]) if a.startswith("gradcam=") else a for a in sys.argv]
     _eval_app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 
 from d2rl.core import Policy
 from d2rl.envs import make_vec_env
+from d2rl.errors import D2RLError
 
 END_OF_TRAINING = 1 << 62  # the env_step stochastic evaluation acts at: schedules at their final values
 
@@ -79,35 +81,111 @@ def evaluate(
     return np.asarray(returns)
 
 
-@torch.no_grad()
-def record_video(
-    policy: Policy, env_cfg: Any, video_dir: Path, seed: int, deterministic: bool = True
-) -> Path:
-    """Record one episode to an mp4 with gymnasium's RecordVideo."""
-    from gymnasium.wrappers import RecordVideo
+FrameVisitor = Callable[[np.ndarray | None, np.ndarray, Any, np.ndarray], None]
 
-    kwargs = dict(env_cfg.kwargs or {})
-    if env_cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
-    env = RecordVideo(
-        gym.make(env_cfg.id, render_mode="rgb_array", **kwargs),
-        str(video_dir),
-        episode_trigger=lambda i: i == 0,
-        name_prefix="eval",
-        disable_logger=True,
-    )
-    actor = Actor(policy, 1, deterministic, env.action_space)
+
+def play_episode(
+    policy: Policy,
+    env_cfg: Any,
+    seed: int,
+    deterministic: bool = True,
+    view: str | None = "render",
+    visit: FrameVisitor | None = None,
+) -> tuple[float, int]:
+    """Play one evaluation episode in the suite's own env (``make_vec``, ``evaluation=True``).
+
+    Before each agent step ``visit(frame, obs, state, action)`` sees what the agent acted on: the
+    frame ``[H, W, 3]`` uint8 (``view="render"``: the suite's full-resolution RGB render;
+    ``"network"``: the observation as the network sees it, see ``video.network_view``; None: no
+    frame), the observation ``[*obs]``, the policy's recurrent state before the step and the action.
+    Returns the undiscounted return and the number of agent steps.
+    """
+    from d2rl.envs import env_facts
+    from d2rl.video import network_view
+
+    if view not in ("render", "network", None):
+        raise D2RLError(f"video.view must be 'render' or 'network', got '{view}'")
+    render = view == "render"
+    try:
+        envs = make_vec_env(
+            env_cfg, seed, num_envs=1, evaluation=True, **({"render_mode": "rgb_array"} if render else {})
+        )
+    except (gym.error.Error, TypeError, ValueError) as e:  # an env without rgb_array rendering
+        raise D2RLError(f"env '{env_cfg.id}' cannot render frames ({str(e).splitlines()[0]})") from e
+    actor = Actor(policy, 1, deterministic, envs.single_action_space)
     was_training = policy.training
     policy.eval()
-    obs, _ = env.reset(seed=seed)
-    done = False
-    while not done:
-        action = actor(np.asarray(obs)[None])[0]
-        obs, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-    env.close()
-    policy.train(was_training)
-    videos = sorted(video_dir.glob("eval*.mp4"))
-    if not videos:
-        raise RuntimeError(f"RecordVideo wrote no mp4 into {video_dir}")
-    return videos[-1]
+    total, steps = 0.0, 0
+    try:
+        obs, _ = envs.reset(seed=seed)
+        done = False
+        while not done:
+            frame = None
+            if render:
+                rendered = envs.render()
+                if rendered is None or np.asarray(rendered[0]).ndim != 3:  # type: ignore[index]
+                    raise D2RLError(f"env '{env_cfg.id}' renders no RGB frames; use video.view=network")
+                frame = np.asarray(rendered[0])  # type: ignore[index]
+            elif view == "network":
+                frame = network_view(obs[0], env_facts(envs).frame_stack)
+            state = actor.state
+            action = actor(obs)
+            if visit is not None:
+                visit(frame, obs[0], state, action[0])
+            obs, reward, terminated, truncated, _ = envs.step(action)
+            total += float(reward[0])
+            steps += 1
+            done = bool(terminated[0] or truncated[0])
+    finally:
+        envs.close()
+        policy.train(was_training)
+    return total, steps
+
+
+def render_fps(env_cfg: Any) -> float:
+    """Frames per second of a video: the suite's agent-step rate where known, else 30."""
+    suite = str(env_cfg.suite)
+    if suite == "atari":
+        return 15.0  # 60 Hz emulator, 4 frames an agent step
+    if suite == "procgen":
+        return 15.0
+    if suite == "dmc":
+        return 50.0 / float(dict(env_cfg.kwargs or {}).get("action_repeat", 1))
+    return 30.0
+
+
+def record_video(
+    policy: Policy,
+    env_cfg: Any,
+    video_dir: Path,
+    seed: int,
+    deterministic: bool = True,
+    view: str = "render",
+    name: str = "eval",
+    keep_frames: bool = False,
+) -> tuple[Path, list[np.ndarray]]:
+    """Record one evaluation episode to ``<video_dir>/<name>.mp4``, one frame per agent step.
+
+    ``view="render"``: the suite's full-resolution RGB render; ``view="network"``: the observation
+    as the network sees it (e.g. the newest 84x84 grey frame of an Atari stack, scaled up).
+    Returns the path and, with ``keep_frames``, the frames (for TensorBoard / W&B).
+    """
+    from d2rl.video import VideoWriter
+
+    path = Path(video_dir) / f"{name}.mp4"
+    writer = VideoWriter(path, render_fps(env_cfg))
+    frames: list[np.ndarray] = []
+
+    def visit(frame: np.ndarray | None, obs: np.ndarray, state: Any, action: np.ndarray) -> None:
+        assert frame is not None
+        writer.append(frame)
+        if keep_frames:
+            frames.append(frame)
+
+    try:
+        with torch.no_grad():
+            play_episode(policy, env_cfg, seed, deterministic, view=view, visit=visit)
+    finally:
+        if writer.frames:
+            writer.close()
+    return path, frames
