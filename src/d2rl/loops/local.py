@@ -38,8 +38,12 @@ class LocalLoop:
         total_env_steps: int,
         seed: int,
         episode_stats: bool = False,
+        total_episodes: int | None = None,
     ) -> None:
+        """``total_episodes``: also stop after the learner step in which that many episodes had
+        finished (a replay round stops at the vector step that finished the last one)."""
         self.envs, self.policy, self.storage, self.schedule = envs, policy, storage, schedule
+        self.total_episodes = total_episodes
         self.num_envs = n = envs.num_envs
         if isinstance(schedule, RolloutSchedule):
             self.vector_steps = schedule.num_steps
@@ -85,9 +89,14 @@ class LocalLoop:
         while self.round < self.total_rounds:
             item = self.collect_round()
             self.round += 1
+            if self.episodes_done():
+                self.total_rounds = self.round  # this is the last learner step
             t0 = time.perf_counter()
             yield item
             self.timings["learner_step"] += time.perf_counter() - t0
+
+    def episodes_done(self) -> bool:
+        return self.total_episodes is not None and self.tracker.episodes >= self.total_episodes
 
     def collect_round(self) -> Rollout | ReplayBatches:
         if isinstance(self.schedule, RolloutSchedule):
@@ -189,6 +198,8 @@ class LocalLoop:
             self.obs = next_obs
             self.timings["store"] += clock() - t1
             self._after_step(done, reward, info)
+            if self.episodes_done():
+                break
         count = 0
         if self.env_steps >= schedule.learning_starts_env_steps:
             self.grad_credit += (self.env_steps - steps_before) * schedule.gradient_steps_per_env_step
