@@ -168,7 +168,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
     L.seed_everything(seed, workers=True, verbose=False)
     envs = make_vec_env(cfg.env, seed)
     try:
-        return _fit(cfg, envs, seed, run_dir, resume_state, callbacks, t_start)
+        fit = _fit  # distributed=local; apex and seed: the Ray loops (d2rl.distributed)
+        if str(cfg.distributed.get("backend", "local")) != "local":
+            from d2rl.distributed import fit_distributed as fit
+        return fit(cfg, envs, seed, run_dir, resume_state, callbacks, t_start)
     finally:
         envs.close()
 
