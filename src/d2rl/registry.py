@@ -181,13 +181,14 @@ def yaml_files(group: str) -> dict[str, Any]:
     return out
 
 
-def preset_bases() -> dict[str, str]:
+def preset_bases(group: str = "algo") -> dict[str, str]:
     """``{preset: algorithm}`` for the algo YAML presets (``rainbow`` -> ``dqn``), followed through
-    presets of presets to the registered algorithm their defaults list starts from."""
+    presets of presets to the registered algorithm their defaults list starts from; with
+    ``group="env"``, ``{env preset: the suite preset it is built on}`` (``procgen_coinrun`` -> ``procgen``)."""
     import yaml
 
     direct: dict[str, str] = {}
-    for name, f in yaml_files("algo").items():
+    for name, f in yaml_files(group).items():
         try:
             defaults = (yaml.safe_load(f.read_text()) or {}).get("defaults") or []
         except (OSError, yaml.YAMLError):
@@ -212,7 +213,8 @@ def register_config_nodes() -> list[str]:
     algorithm's ``default_network`` becomes an override in its ``algo`` node (pixel env presets,
     later in the defaults list, and ``network=`` win over it); its ``env_defaults`` an
     ``algo_env/<name>`` node (also for its presets); a ``tuned/<algo>_<env>`` file also applies to
-    the algorithm's presets that have none of their own. Returns the extra config search paths
+    the algorithm's presets that have none of their own, and to the env presets built on ``<env>``
+    (``tuned/ppo_procgen.yaml`` -> ``ppo_procgen_coinrun``, ...) that have none of their own. Returns the extra config search paths
     plugins ask for (added to Hydra's search path by ``hydra_plugins.d2rl_searchpath``).
     """
     from hydra.core.config_store import ConfigStore
@@ -244,6 +246,17 @@ def register_config_nodes() -> list[str]:
             if owner[tname] == base and f"{preset}{tname[len(base) :]}" not in tuned:
                 node = OmegaConf.create(f.read_text())
                 cs.store(group="tuned", name=f"{preset}{tname[len(base) :]}", package="_global_", node=node)
+    # per-suite defaults: tuned/<algo>_<env> also tunes the env presets derived from <env>
+    env_bases = preset_bases("env")
+    for tname, f in tuned.items():
+        algo = owner[tname]
+        if algo is None:
+            continue
+        env = tname[len(algo) + 1 :]
+        for derived, base in env_bases.items():
+            if base == env and f"{algo}_{derived}" not in tuned:
+                node = OmegaConf.create(f.read_text())
+                cs.store(group="tuned", name=f"{algo}_{derived}", package="_global_", node=node)
     return config_search_paths()
 
 
