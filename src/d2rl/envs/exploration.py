@@ -80,4 +80,23 @@ def register() -> None:
         gym.register("d2rl/DeepSea-v0", entry_point=DeepSea)
 
 
+class DeepSeaVisits:
+    """The distinct DeepSea cells seen in training rollouts (``add`` each rollout's observations)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.cells: set[tuple[int, int]] = set()
+
+    def add(self, obs: Any) -> None:
+        self.cells |= deep_sea_cells(np.asarray(obs), self.size)
+
+    @property
+    def count(self) -> int:
+        return len(self.cells)
+
+    @property
+    def reachable(self) -> int:
+        return self.size * (self.size + 1) // 2
+
+
 register()
