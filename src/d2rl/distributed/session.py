@@ -1,0 +1,59 @@
+"""Ray for a run: join ``distributed.address`` (or ``RAY_ADDRESS``) or start a local instance."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from d2rl.errors import D2RLError
+
+log = logging.getLogger(__name__)
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Fail fast (one line) when ``host:port`` accepts no TCP connection within ``timeout_s``."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as e:
+        raise D2RLError(
+            f"cannot reach the Ray cluster at distributed.address={address} ({e}); start it with "
+            "`ray start --head` or drop distributed.address to run on a local Ray instance"
+        ) from None
+
+
+@contextmanager
+def ray_session(dcfg: Any) -> Iterator[bool]:
+    """Yields whether d2rl started the instance (then it is shut down on exit, Ctrl-C included).
+
+    An instance already initialised in this process (tests, a notebook) is used as it is.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    address = dcfg.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if address:
+        _probe(str(address), float(dcfg.connect_timeout_s))
+        kwargs["address"] = str(address)
+    elif dcfg.num_cpus is not None:
+        kwargs["num_cpus"] = int(dcfg.num_cpus)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, TimeoutError, RuntimeError) as e:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise D2RLError(f"cannot start or join {where}: {str(e).splitlines()[0][:300]}") from None
+    log.info("Ray %s: %s", "joined" if address else "started", ray.cluster_resources())
+    try:
+        yield not address
+    finally:
+        ray.shutdown()  # stops an instance d2rl started; only disconnects from a joined cluster
