@@ -37,7 +37,7 @@ from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
 from d2rl.loops.local import LocalLoop
 from d2rl.registry import get_algorithm, get_network
-from d2rl.run_logger import RunLogger
+from d2rl.run_logger import RunLogger, start_wandb
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,17 @@ def _fit(
     built, ctx = build_algorithm(cfg, envs, seed)
     learner, tcfg = built.learner, cfg.trainer
     total = int(tcfg.total_env_steps)
-    loop = LocalLoop(envs, built.policy, built.storage, built.schedule, total, seed, ctx.facts.episode_stats)
+    episodes = tcfg.get("total_episodes")
+    loop = LocalLoop(
+        envs,
+        built.policy,
+        built.storage,
+        built.schedule,
+        total,
+        seed,
+        ctx.facts.episode_stats,
+        total_episodes=None if episodes is None else int(episodes),
+    )
     if resume_state is not None:
         learner.load_state_dict(resume_state["learner"])
         if resume_state.get("storage") and built.storage is not None:
@@ -217,7 +227,13 @@ def _fit(
     loop.start(seed + 7919 * loop.round)
 
     resume_step = loop.env_steps if resume_state is not None else None
-    run_logger = RunLogger(run_dir, cfg.logger.tensorboard, cfg.logger.csv, resume_step=resume_step)
+    wandb_run = None
+    if cfg.logger.get("wandb"):
+        config = OmegaConf.to_container(cfg, resolve=True)
+        wandb_run = start_wandb(run_dir, config, str(cfg.logger.wandb_project), resume_step is not None)  # type: ignore[arg-type]
+    run_logger = RunLogger(
+        run_dir, cfg.logger.tensorboard, cfg.logger.csv, resume_step=resume_step, wandb_run=wandb_run
+    )
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     save_storage = bool(getattr(ctx.replay_cfg, "save_in_checkpoint", True))
 
@@ -256,6 +272,20 @@ def _fit(
     ]
     if resume_state is not None:
         all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"]))
+    if int(tcfg.get("eval_video_period_env_steps", 0)) > 0:
+        from d2rl.eval_video import EvalVideoCallback
+
+        period = int(tcfg.eval_video_period_env_steps)
+        video_cb = EvalVideoCallback(
+            run_logger,
+            loop,
+            cfg.env,
+            period,
+            run_dir / "videos",
+            seed + 30_000,
+            bool(tcfg.eval_deterministic),
+        )
+        all_callbacks.append(video_cb)
     all_callbacks += callbacks
     trainer = L.Trainer(
         accelerator=str(tcfg.accelerator),
@@ -311,7 +341,10 @@ def _fit(
     }
     write_summary(run_dir, summary)
     if cfg.logger.learning_curve:
-        plot_learning_curve(run_logger, run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}")
+        curve = plot_learning_curve(
+            run_logger, run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}"
+        )
+        run_logger.log_image("learning_curve", curve)
     run_logger.close()
     log.info(
         "final eval return %.2f +- %.2f over %d episodes; %d env steps in %.1f s; run dir %s",
