@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,13 @@ def play_episode(
     Returns the undiscounted return and the number of agent steps.
     """
     from d2rl.envs import env_facts
-    from d2rl.video import network_view
+    from d2rl.video import display_available, network_view
 
     if view not in ("render", "network", None):
         raise D2RLError(f"video.view must be 'render' or 'network', got '{view}'")
     render = view == "render"
+    if render and not display_available():  # pygame-drawn envs render off-screen without SDL's complaint
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         envs = make_vec_env(
             env_cfg, seed, num_envs=1, evaluation=True, **({"render_mode": "rgb_array"} if render else {})
@@ -162,13 +165,13 @@ def record_video(
     deterministic: bool = True,
     view: str = "render",
     name: str = "eval",
-    keep_frames: bool = False,
+    keep_frames: int = 0,
 ) -> tuple[Path, list[np.ndarray]]:
     """Record one evaluation episode to ``<video_dir>/<name>.mp4``, one frame per agent step.
 
     ``view="render"``: the suite's full-resolution RGB render; ``view="network"``: the observation
     as the network sees it (e.g. the newest 84x84 grey frame of an Atari stack, scaled up).
-    Returns the path and, with ``keep_frames``, the frames (for TensorBoard / W&B).
+    Returns the path and the first ``keep_frames`` frames (for TensorBoard).
     """
     from d2rl.video import VideoWriter
 
@@ -179,7 +182,7 @@ def record_video(
     def visit(frame: np.ndarray | None, obs: np.ndarray, state: Any, action: np.ndarray) -> None:
         assert frame is not None
         writer.append(frame)
-        if keep_frames:
+        if len(frames) < keep_frames:
             frames.append(frame)
 
     try:

@@ -7,6 +7,10 @@ row. A metric logged several times at one env step (the episodes that ended in t
 interval) holds the mean of those values, and for episode statistics the column
 ``train/episodes`` says how many episodes that mean is over. TensorBoard gets every value as
 logged (one point per episode).
+
+With ``logger.wandb=true`` every value also goes to Weights & Biases (x axis ``env_step``), with the
+run's config, the eval videos and the learning curve; ``WANDB_MODE=offline`` keeps the run in
+``<run dir>/wandb/`` (``wandb sync`` uploads it later).
 """
 
 from __future__ import annotations
@@ -21,12 +25,42 @@ from typing import Any
 COUNTS = {"train/episode_return": "train/episodes"}
 
 
+def start_wandb(run_dir: Path, config: dict[str, Any], project: str, resume: bool = False) -> Any:
+    """A W&B run kept in ``run_dir/wandb`` (its id is the run folder's, so a resumed run continues it)."""
+    try:
+        import wandb
+    except ImportError as e:
+        from d2rl.errors import D2RLError
+
+        raise D2RLError("logger.wandb=true needs the wandb package: pip install 'd2rl[wandb]'") from e
+    run_id = "".join(c if c.isalnum() else "-" for c in str(run_dir.resolve()))[-64:].strip("-")
+    run = wandb.init(
+        project=project,
+        dir=str(run_dir),
+        config=config,
+        name=run_dir.name,
+        id=run_id,
+        resume="allow" if resume else None,
+        settings=wandb.Settings(console="off", quiet=True),
+    )
+    run.define_metric("env_step")
+    run.define_metric("*", step_metric="env_step")
+    return run
+
+
 class RunLogger:
     def __init__(
-        self, run_dir: Path, tensorboard: bool = True, csv_file: bool = True, resume_step: int | None = None
+        self,
+        run_dir: Path,
+        tensorboard: bool = True,
+        csv_file: bool = True,
+        resume_step: int | None = None,
+        wandb_run: Any = None,
     ) -> None:
-        """``resume_step``: continuing a run; rows logged after that checkpoint are dropped."""
+        """``resume_step``: continuing a run; rows logged after that checkpoint are dropped.
+        ``wandb_run``: a W&B run (``start_wandb``) that gets every value too."""
         self.run_dir = run_dir
+        self.wandb = wandb_run
         self.csv_path = run_dir / "metrics.csv" if csv_file else None
         self.rows: list[dict[str, Any]] = []
         self.columns: list[str] = ["env_step", "wall_time"]
@@ -55,6 +89,8 @@ class RunLogger:
         if self.writer is not None:
             for k, v in metrics.items():
                 self.writer.add_scalar(k, v, env_step)
+        if self.wandb is not None:
+            self.wandb.log({**metrics, "env_step": env_step})
         merge = bool(self.rows) and float(self.rows[-1]["env_step"]) == env_step
         if not merge:
             self.rows.append({"env_step": env_step})
@@ -117,7 +153,30 @@ class RunLogger:
                 ys.append(float(v))  # type: ignore[arg-type]
         return xs, ys
 
+    def log_video(self, tag: str, path: Path, frames: list[Any], fps: float, env_step: int) -> None:
+        """An eval video: ``frames`` (``[H, W, 3]`` uint8) as an animated image in TensorBoard,
+        the mp4 at ``path`` to W&B."""
+        if self.writer is not None and frames:
+            from d2rl.video import add_tensorboard_video
+
+            add_tensorboard_video(self.writer, tag, frames, fps, env_step)
+            self.writer.flush()
+        if self.wandb is not None:
+            import wandb
+
+            self.wandb.log({tag: wandb.Video(str(path), format="mp4"), "env_step": env_step})
+
+    def log_image(self, tag: str, path: Path) -> None:
+        """A picture (the learning curve) to W&B."""
+        if self.wandb is not None:
+            import wandb
+
+            self.wandb.log({tag: wandb.Image(str(path))})
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
