@@ -111,9 +111,11 @@ class EvalCallback(PeriodicCallback):
         super().__init__(loop, period, at_end=False)
         self.logger, self.env_cfg = run_logger, env_cfg
         self.episodes, self.seed, self.deterministic = episodes, seed, deterministic
+        self.last_return: float | None = None  # the latest periodic evaluation (for best.pt)
 
     def fire(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         returns = evaluate(self.loop.policy, self.env_cfg, self.episodes, self.seed, self.deterministic)
+        self.last_return = float(returns.mean())
         self.logger.log(
             {"eval/return_mean": float(returns.mean()), "eval/return_std": float(returns.std())},
             self.loop.env_steps,
@@ -121,20 +123,38 @@ class EvalCallback(PeriodicCallback):
 
 
 class CheckpointCallback(PeriodicCallback):
-    """Writes a checkpoint every ``period`` env steps and at the end of training."""
+    """Writes a checkpoint every ``period`` env steps and at the end of training, keeping the newest
+    ``keep`` (0: all) plus ``best.pt``: the one written after the best periodic evaluation."""
 
     def __init__(
-        self, loop: LocalLoop, ckpt_dir: Path, period: int, make_state: Callable[[L.Trainer], dict[str, Any]]
+        self,
+        loop: LocalLoop,
+        ckpt_dir: Path,
+        period: int,
+        make_state: Callable[[L.Trainer], dict[str, Any]],
+        keep: int = 0,
+        evaluator: EvalCallback | None = None,
     ) -> None:
         super().__init__(loop, period, at_end=True)
-        self.ckpt_dir, self.make_state = ckpt_dir, make_state
+        self.ckpt_dir, self.make_state, self.keep, self.evaluator = ckpt_dir, make_state, keep, evaluator
         self.last_path: Path | None = None
+        self.best_return: float | None = None
+        self._judged: float | None = None  # the evaluation best.pt was last decided on
 
     def fire(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
 
     def save(self, trainer: L.Trainer) -> Path:
-        self.last_path = checkpoint.save(self.ckpt_dir, self.make_state(trainer), self.loop.env_steps)
+        latest = self.evaluator.last_return if self.evaluator is not None else None
+        best = latest is not None and latest is not self._judged and (
+            self.best_return is None or latest > self.best_return
+        )
+        if best:
+            self.best_return = latest
+        self._judged = latest
+        state = self.make_state(trainer)
+        state["loop"] = {**state.get("loop", {}), "best_return": self.best_return}
+        self.last_path = checkpoint.save(self.ckpt_dir, state, self.loop.env_steps, self.keep, best)
         return self.last_path
 
 

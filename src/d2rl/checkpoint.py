@@ -1,10 +1,18 @@
-"""Checkpoints: written atomically (temp file + rename), read with ``torch.load(weights_only=True)``
-so loading never unpickles arbitrary objects. Only tensors, numbers, strings and containers."""
+"""Checkpoints: written atomically (temp file + fsync + rename, then the ``last.pt`` pointer), read
+with ``torch.load(weights_only=True)`` so loading never unpickles arbitrary objects (a crafted file
+that would run code is refused). Only tensors, numbers, strings and containers.
+
+Besides the training state, a checkpoint holds what an *exact* resume needs: every RNG (torch,
+numpy, Python, numpy Generators of the Loop and replay) and, where the suite allows it, the
+envs' own state (``env_state``) so a resumed run continues the very episodes it stopped in.
+"""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,8 @@ from d2rl.errors import D2RLError
 FORMAT_KEY = "d2rl_checkpoint"
 FORMAT_VERSION = 1
 LAST = "last.pt"
+BEST = "best.pt"
+_STEP_FILE = re.compile(r"^step_(\d{12})\.pt$")
 
 
 def rng_state() -> dict[str, Any]:
@@ -45,7 +55,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -55,22 +65,96 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
-def save(ckpt_dir: Path, state: dict[str, Any], env_steps: int) -> Path:
-    """Write ``step_<env_steps>.pt`` then point ``last.pt`` at it; an existing file is never
-    overwritten in place, so a crash mid-write leaves the previous checkpoints intact."""
+def _fsync_dir(d: Path) -> None:
+    """Make a rename durable (POSIX: the directory entry is data of the directory)."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _point(ckpt_dir: Path, name: str, target: Path) -> None:
+    """Atomically make ``ckpt_dir/name`` the same bytes as ``target`` (a hard link, or a copy)."""
+    tmp_link = ckpt_dir / f".{name}.{os.getpid()}.tmp"
+    tmp_link.unlink(missing_ok=True)
+    try:
+        os.link(target, tmp_link)  # a hard link: the same bytes, no second write
+    except OSError:
+        import shutil
+
+        try:
+            shutil.copyfile(target, tmp_link)
+            with open(tmp_link, "rb+") as f:
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp_link.unlink(missing_ok=True)
+            raise
+    os.replace(tmp_link, ckpt_dir / name)
+    _fsync_dir(ckpt_dir)
+
+
+def step_files(ckpt_dir: Path) -> list[Path]:
+    """``step_*.pt`` checkpoints in ``ckpt_dir``, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted(p for p in ckpt_dir.iterdir() if _STEP_FILE.match(p.name))
+
+
+def prune(ckpt_dir: Path, keep: int) -> list[Path]:
+    """Keep the newest ``keep`` step checkpoints (0: all); ``last.pt`` and ``best.pt`` are hard
+    links to their own bytes, so they survive. Returns the removed files."""
+    if keep <= 0:
+        return []
+    old = step_files(ckpt_dir)[:-keep]
+    for p in old:
+        p.unlink(missing_ok=True)
+    for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a writer killed mid-write
+        if not _pid_alive(stale):
+            stale.unlink(missing_ok=True)
+    return old
+
+
+def _pid_alive(tmp: Path) -> bool:
+    """Temp names carry their writer's pid (``.<name>.<pid>.<...>tmp``): is that writer running?"""
+    pid = next((int(t) for t in tmp.name.split(".") if t.isdigit()), None)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def save(
+    ckpt_dir: Path, state: dict[str, Any], env_steps: int, keep: int = 0, best: bool = False
+) -> Path:
+    """Write ``step_<env_steps>.pt``, then point ``last.pt`` (and, with ``best``, ``best.pt``) at it,
+    then drop all but the newest ``keep`` step files (0 keeps all). An existing file is never
+    overwritten in place and ``last.pt`` moves last, so a crash at any moment leaves the previous
+    complete checkpoint loadable."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     state = {FORMAT_KEY: FORMAT_VERSION, **state}
     path = ckpt_dir / f"step_{env_steps:012d}.pt"
-    _atomic_torch_save(state, path)
-    tmp_link = ckpt_dir / f".{LAST}.{os.getpid()}.tmp"
-    tmp_link.unlink(missing_ok=True)
     try:
-        os.link(path, tmp_link)  # a hard link: `last.pt` is the same bytes, no second write
-    except OSError:
-        _atomic_torch_save(state, tmp_link)
-    os.replace(tmp_link, ckpt_dir / LAST)
+        _atomic_torch_save(state, path)
+    except OSError as e:
+        raise D2RLError(f"could not write checkpoint {path}: {e.strerror or e}") from e
+    if best:
+        _point(ckpt_dir, BEST, path)
+    _point(ckpt_dir, LAST, path)
+    prune(ckpt_dir, keep)
     return path
 
 
@@ -81,6 +165,11 @@ def resolve(path: str | os.PathLike[str]) -> Path:
         for cand in (p / "checkpoints" / LAST, p / LAST):
             if cand.is_file():
                 return cand
+        # killed between writing a step file and moving `last.pt`: the newest complete step file
+        for d in (p / "checkpoints", p):
+            steps = step_files(d)
+            if steps:
+                return steps[-1]
         raise D2RLError(f"no checkpoint in '{p}': expected {p / 'checkpoints' / LAST}")
     if not p.exists():
         raise D2RLError(
@@ -102,3 +191,116 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"'{p}' is not a d2rl checkpoint (no '{FORMAT_KEY}' marker of version {FORMAT_VERSION})"
         )
     return state
+
+
+# -- exact resume: numpy Generators and env state --------------------------------------------
+
+
+def generator_state(g: np.random.Generator) -> dict[str, Any]:
+    return dict(g.bit_generator.state)
+
+
+def set_generator_state(g: np.random.Generator, state: dict[str, Any]) -> None:
+    g.bit_generator.state = state
+
+
+# Envs whose whole state is plain attributes (numbers, arrays, Generators) of the env and its
+# gymnasium wrappers: saved and restored exactly. Others resume with fresh episodes.
+EXACT_ENV_MODULES = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "d2rl.envs.memory")
+EXACT_WRAPPER_MODULES = ("gymnasium.wrappers.", "gymnasium.core", "d2rl.envs.memory")
+_SKIP_ATTRS = {"_saved_kwargs", "spec", "metadata", "render_mode", "_cached_spec"}
+
+
+def _plain(v: Any) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str, np.generic)):
+        return True
+    if isinstance(v, np.ndarray):
+        return v.dtype != object
+    if isinstance(v, (tuple, list, collections.deque)):
+        return all(_plain(x) for x in v)
+    return False
+
+
+def _encode(v: Any) -> Any:
+    if isinstance(v, np.random.Generator):
+        return {"__generator__": generator_state(v)}
+    if isinstance(v, np.ndarray):
+        return {"__array__": torch.from_numpy(v.copy()), "dtype": str(v.dtype)}
+    if isinstance(v, np.generic):
+        return {"__scalar__": v.item(), "dtype": str(v.dtype)}
+    if isinstance(v, collections.deque):
+        return {"__deque__": [_encode(x) for x in v], "maxlen": v.maxlen}
+    if isinstance(v, tuple):
+        return {"__tuple__": [_encode(x) for x in v]}
+    if isinstance(v, list):
+        return [_encode(x) for x in v]
+    return v
+
+
+def _decode(v: Any, current: Any) -> Any:
+    if isinstance(v, dict):
+        if "__generator__" in v:
+            g = current if isinstance(current, np.random.Generator) else np.random.default_rng()
+            set_generator_state(g, v["__generator__"])
+            return g
+        if "__array__" in v:
+            return v["__array__"].numpy().astype(v["dtype"], copy=True)
+        if "__scalar__" in v:
+            return np.dtype(v["dtype"]).type(v["__scalar__"])
+        if "__deque__" in v:
+            return collections.deque((_decode(x, None) for x in v["__deque__"]), maxlen=v["maxlen"])
+        if "__tuple__" in v:
+            return tuple(_decode(x, None) for x in v["__tuple__"])
+    if isinstance(v, list):
+        return [_decode(x, None) for x in v]
+    return v
+
+
+def _layers(env: Any) -> list[Any]:
+    out = []
+    while env is not None and len(out) < 64:
+        out.append(env)
+        env = getattr(env, "env", None)
+    return out
+
+
+def _exact_env(env: Any) -> bool:
+    *wrappers, base = _layers(env)
+    return type(base).__module__.startswith(EXACT_ENV_MODULES) and all(
+        type(w).__module__.startswith(EXACT_WRAPPER_MODULES) for w in wrappers
+    )
+
+
+def _object_state(obj: Any) -> dict[str, Any]:
+    return {
+        k: _encode(v)
+        for k, v in vars(obj).items()
+        if k not in _SKIP_ATTRS and (isinstance(v, np.random.Generator) or _plain(v))
+    }
+
+
+def env_state(envs: Any) -> dict[str, Any] | None:
+    """The state of every env of a synchronous vector env, or None where the suite's state is not
+    plain data (the resumed run then starts fresh episodes)."""
+    subs = getattr(envs, "envs", None)
+    if type(envs).__name__ != "SyncVectorEnv" or not subs or not all(_exact_env(e) for e in subs):
+        return None
+    return {
+        "envs": [[_object_state(layer) for layer in _layers(e)] for e in subs],
+        "action_space": generator_state(envs.action_space.np_random),
+    }
+
+
+def set_env_state(envs: Any, state: dict[str, Any] | None) -> bool:
+    """Restore ``env_state(envs)``; False (nothing changed) if it does not fit these envs."""
+    subs = getattr(envs, "envs", None)
+    if not state or env_state(envs) is None or len(state["envs"]) != len(subs):
+        return False
+    if any(len(_layers(e)) != len(s) for e, s in zip(subs, state["envs"], strict=True)):
+        return False
+    for e, layers in zip(subs, state["envs"], strict=True):
+        for layer, attrs in zip(_layers(e), layers, strict=True):
+            for k, v in attrs.items():
+                setattr(layer, k, _decode(v, getattr(layer, k, None)))
+    set_generator_state(envs.action_space.np_random, state["action_space"])
+    return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,6 +37,7 @@ from d2rl.envs import action_space_kind, env_facts, make_vec_env
 from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
 from d2rl.loops.local import LocalLoop
+from d2rl.nan_guard import NonFiniteGuard
 from d2rl.registry import get_algorithm, get_network
 from d2rl.run_logger import RunLogger, start_wandb
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary
@@ -164,6 +166,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
 
     _quiet_lightning()
     torch.set_num_threads(int(cfg.trainer.torch_threads))
+    if cfg.trainer.get("deterministic"):
+        torch.use_deterministic_algorithms(True)
     seed = int(cfg.seed)
     L.seed_everything(seed, workers=True, verbose=False)
     envs = make_vec_env(cfg.env, seed)
@@ -204,8 +208,13 @@ def _fit(
         if resume_state.get("storage") and built.storage is not None:
             built.storage.load_state_dict(resume_state["storage"])
         loop.load_counters(resume_state["loop"])
-        checkpoint.set_rng_state(resume_state["rng"])
-        log.info("resuming %s at env step %d", run_dir, loop.env_steps)
+        exact = _restore_loop_state(loop, envs, built.storage, resume_state)
+        log.info(
+            "resuming %s at env step %d (%s)",
+            run_dir,
+            loop.env_steps,
+            "exactly: the envs continue their episodes" if exact else "the envs start fresh episodes",
+        )
     elif cfg.get("load_from"):
         init = checkpoint.load(cfg.load_from)
         try:
@@ -223,8 +232,8 @@ def _fit(
             loop.total_rounds,
             loop.env_steps_per_round,
         )
-    # a resumed run restarts its envs from a seed derived from the round it resumes at
-    loop.start(seed + 7919 * loop.round)
+    if loop.obs is None:  # a resumed run whose env state could not be saved restarts its envs
+        loop.start(seed + 7919 * loop.round)  # from a seed derived from the round it resumes at
 
     resume_step = loop.env_steps if resume_state is not None else None
     wandb_run = None
@@ -246,32 +255,42 @@ def _fit(
             "policy": built.policy.state_dict(),
             "optimizers": [o.state_dict() for o in trainer.optimizers],
             "storage": storage.state_dict() if save_storage and storage is not None else {},
-            "loop": loop.counters(),
+            "loop": {**loop.counters(), **_loop_state(loop, built.storage)},
+            "env": checkpoint.env_state(envs) or {},
             "rng": checkpoint.rng_state(),
             "versions": package_versions(),
         }
 
-    ckpt_cb = CheckpointCallback(
-        loop, run_dir / "checkpoints", int(tcfg.checkpoint_period_env_steps), make_state
+    eval_cb = EvalCallback(
+        run_logger,
+        loop,
+        cfg.env,
+        int(tcfg.eval_period_env_steps),
+        int(tcfg.eval_episodes),
+        seed + 10_000,
+        bool(tcfg.eval_deterministic),
     )
+    ckpt_cb = CheckpointCallback(
+        loop,
+        run_dir / "checkpoints",
+        int(tcfg.checkpoint_period_env_steps),
+        make_state,
+        keep=int(tcfg.get("keep_checkpoints", 0)),
+        evaluator=eval_cb,
+    )
+    if resume_state is not None:
+        ckpt_cb.best_return = resume_state["loop"].get("best_return")
     progress = ProgressBar(loop, total, bool(tcfg.progress_bar))
     all_callbacks: list[L.Callback] = [
+        NonFiniteGuard(loop, str(tcfg.get("nan_policy", "stop"))),  # before the checkpoint callback
         UpdateTimer(loop),  # first: its start/end hooks bracket training_step alone
         MetricsCallback(run_logger, loop, int(tcfg.log_period_env_steps)),
-        EvalCallback(
-            run_logger,
-            loop,
-            cfg.env,
-            int(tcfg.eval_period_env_steps),
-            int(tcfg.eval_episodes),
-            seed + 10_000,
-            bool(tcfg.eval_deterministic),
-        ),
+        eval_cb,
         ckpt_cb,
         progress,
     ]
     if resume_state is not None:
-        all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"]))
+        all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"], resume_state["rng"]))
     if int(tcfg.get("eval_video_period_env_steps", 0)) > 0:
         from d2rl.eval_video import EvalVideoCallback
 
@@ -366,14 +385,65 @@ def _fit(
 
 
 class _RestoreOptimizers(L.Callback):
-    """Load saved optimizer state once the Trainer has created the optimizers."""
+    """Load saved optimizer state once the Trainer has created the optimizers, and the RNG states
+    last, right before the first round is collected (nothing between draws from them)."""
 
-    def __init__(self, states: list[dict[str, Any]]) -> None:
-        self.states = states
+    def __init__(self, states: list[dict[str, Any]], rng: dict[str, Any]) -> None:
+        self.states, self.rng = states, rng
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for opt, state in zip(trainer.optimizers, self.states, strict=True):
             opt.load_state_dict(state)
+        checkpoint.set_rng_state(self.rng)
+
+
+def _tensor(x: Any) -> Any:
+    return None if x is None else torch.from_numpy(np.array(x, copy=True))
+
+
+def _tensor_tree(x: Any) -> bool:
+    if x is None or torch.is_tensor(x):
+        return True
+    if isinstance(x, (tuple, list)):
+        return all(_tensor_tree(v) for v in x)
+    return isinstance(x, dict) and all(isinstance(k, str) and _tensor_tree(v) for k, v in x.items())
+
+
+def _loop_state(loop: Any, storage: Any) -> dict[str, Any]:
+    """What an exact resume needs beyond the counters: the current observation, episode starts,
+    recurrent state, episode bookkeeping and the numpy Generators of the Loop and the replay.
+    A recurrent state that is not tensors in containers is not saved (fresh episodes on resume)."""
+    state = getattr(loop, "state", None)
+    tracker = getattr(loop, "tracker", None)
+    if tracker is None or not hasattr(loop, "rng") or not _tensor_tree(state):
+        return {}
+    return {
+        "obs": _tensor(getattr(loop, "obs", None)),
+        "first": _tensor(getattr(loop, "first", None)),
+        "policy_state": state,
+        "tracker_returns": _tensor(tracker.returns),
+        "tracker_lengths": _tensor(tracker.lengths),
+        "loop_rng": checkpoint.generator_state(loop.rng),
+        "storage_rng": checkpoint.generator_state(storage.rng) if hasattr(storage, "rng") else None,
+    }
+
+
+def _restore_loop_state(loop: LocalLoop, envs: Any, storage: Any, state: dict[str, Any]) -> bool:
+    """Restore ``_loop_state`` and the envs; True if the envs continue exactly where they were."""
+    saved = state["loop"]
+    if saved.get("loop_rng"):
+        checkpoint.set_generator_state(loop.rng, saved["loop_rng"])
+    if saved.get("storage_rng") and hasattr(storage, "rng"):
+        checkpoint.set_generator_state(storage.rng, saved["storage_rng"])
+    if saved.get("tracker_returns") is not None:
+        loop.tracker.returns[...] = saved["tracker_returns"].numpy()
+        loop.tracker.lengths[...] = saved["tracker_lengths"].numpy()
+    if saved.get("obs") is None or not checkpoint.set_env_state(envs, state.get("env")):
+        return False
+    loop.obs = saved["obs"].numpy().copy()
+    loop.first = saved["first"].numpy().copy()
+    loop.state = saved.get("policy_state")
+    return True
 
 
 def load_policy(state: dict[str, Any], seed: int = 0) -> tuple[Any, DictConfig]:
