@@ -24,6 +24,7 @@ from d2rl.buffers.rollout import Rollout, RolloutStorage, make_rollout
 from d2rl.core import Policy, ReplaySchedule, RolloutSchedule, check_stop
 from d2rl.episodes import EpisodeTracker
 from d2rl.evaluation import as_obs_tensor
+from d2rl.nan_guard import check_observation
 
 
 class LocalLoop:
@@ -66,6 +67,8 @@ class LocalLoop:
             self._high = np.asarray(space.high, np.float32)
         self._seed = seed
         self.obs: np.ndarray | None = None
+        obs_dtype = getattr(envs.single_observation_space, "dtype", None)
+        self._float_obs = obs_dtype is not None and np.dtype(obs_dtype).kind == "f"  # NaN/inf checked
 
     @property
     def env_steps_per_round(self) -> int:
@@ -123,6 +126,8 @@ class LocalLoop:
         return out
 
     def _after_step(self, done: np.ndarray, reward: np.ndarray, info: dict[str, Any]) -> None:
+        if self._float_obs and self.obs is not None:
+            check_observation(self.obs, self.env_steps + self.num_envs)
         self.tracker.step(reward, done, info)
         self.first = done
         if self.state is not None and done.any():
