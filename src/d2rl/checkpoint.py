@@ -26,6 +26,7 @@ FORMAT_KEY = "d2rl_checkpoint"
 FORMAT_VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
+REQUIRED_KEYS = ("algo", "config", "learner", "loop")
 _STEP_FILE = re.compile(r"^step_(\d{12})\.pt$")
 
 
@@ -190,6 +191,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise D2RLError(
             f"'{p}' is not a d2rl checkpoint (no '{FORMAT_KEY}' marker of version {FORMAT_VERSION})"
         )
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise D2RLError(f"'{p}' is an incomplete d2rl checkpoint (no {', '.join(missing)}); use another one")
     return state
 
 

@@ -94,7 +94,9 @@ class NonFiniteGuard(L.Callback):
             self._consecutive = 0
             return
         loop = self.loop
-        what = f"{bad_metric[0]} is {bad_metric[1]}" if bad_metric else f"parameter '{bad_param}' is non-finite"
+        what = (
+            f"{bad_metric[0]} is {bad_metric[1]}" if bad_metric else f"parameter '{bad_param}' is non-finite"
+        )
         where = f"at env step {loop.env_steps} (learner step {loop.round})"
         if self.policy == "skip" and self._snapshot is not None and self._consecutive < MAX_CONSECUTIVE_SKIPS:
             weights, opts = self._snapshot

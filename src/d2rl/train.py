@@ -41,6 +41,7 @@ from d2rl.nan_guard import NonFiniteGuard
 from d2rl.registry import get_algorithm, get_network
 from d2rl.run_logger import RunLogger, start_wandb
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary
+from d2rl.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
         saved.output_dir = str(ckpt_path.parent.parent)
         saved.resume = str(ckpt_path)
         cfg = saved
+    validate(cfg)  # ranges and relations: one line before anything is built or written
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume_state is None:
