@@ -53,13 +53,14 @@ class MaskedRNNCore(nn.Module):
         """``x``: ``[T, B, in_dim]``; ``episode_start``: ``[T, B]`` bool/float, true where step t is an
         episode's first (the state entering it is zeroed). Returns ``[T, B, hidden]`` and the final state."""
         keep = (1.0 - episode_start.float()).unsqueeze(-1)  # [T, B, 1]
-        if not bool(episode_start[1:].any()):  # fast path: one fused call for the whole sequence
-            return self._run(x, tuple(s * keep[0] for s in state))
+        # one fused call per segment between the steps where some env starts an episode
+        cuts = (torch.nonzero(episode_start[1:].bool().any(1)).flatten() + 1).tolist()
+        bounds = [0, *cuts, x.shape[0]]
         outs = []
-        for t in range(x.shape[0]):
-            out, state = self._run(x[t : t + 1], tuple(s * keep[t] for s in state))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            out, state = self._run(x[a:b], tuple(s * keep[a] for s in state))
             outs.append(out)
-        return torch.cat(outs, 0), state
+        return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), state
 
     def step(self, x: torch.Tensor, state: Any, episode_start: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """One acting step: ``x`` ``[B, in_dim]``, ``episode_start`` ``[B]`` -> ``[B, hidden]``, state."""
