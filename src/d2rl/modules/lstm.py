@@ -7,6 +7,7 @@ env (as in the recurrent PPO of the baselines and CleanRL's ``ppo_atari_lstm``).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, TypeVar
 
 import torch
@@ -57,7 +58,7 @@ class MaskedRNNCore(nn.Module):
         cuts = (torch.nonzero(episode_start[1:].bool().any(1)).flatten() + 1).tolist()
         bounds = [0, *cuts, x.shape[0]]
         outs = []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             out, state = self._run(x[a:b], tuple(s * keep[a] for s in state))
             outs.append(out)
         return (outs[0] if len(outs) == 1 else torch.cat(outs, 0)), state

@@ -142,7 +142,7 @@ def test_without_masks_the_recomputation_differs(make_cfg: Callable[..., DictCon
 
 
 def test_loop_resets_the_state_of_finished_episodes_only(make_cfg: Callable[..., DictConfig]) -> None:
-    built, loop = _recurrent_run(make_cfg, "network.core=gru")
+    _built, loop = _recurrent_run(make_cfg, "network.core=gru")
     rollout = loop.collect_round()
     states = RecurrentActorCriticPolicy.stored_states(rollout.data)
     first = rollout.data["first"]  # [T, N]
