@@ -179,14 +179,18 @@ class LocalLoop:
     def _replay_round(self, schedule: ReplaySchedule) -> ReplayBatches:
         storage, policy, clock = self.storage, self.policy, time.perf_counter
         steps_before = self.env_steps
+        # a storage that takes the policy's extras (sequence replay: the recurrent state acted from)
+        # gets them at every step; its policy acts also before learning starts (exploring fully)
+        takes_extras = bool(getattr(storage, "takes_extras", False))
+        extras: dict[str, Any] = {}
         for _ in range(self.vector_steps):
             t0 = clock()
             obs = self.obs
             assert obs is not None
-            if self.env_steps < schedule.learning_starts_env_steps:
+            if self.env_steps < schedule.learning_starts_env_steps and not takes_extras:
                 action = self._random_actions()
             else:
-                act, _, self.state = policy.act(as_obs_tensor(obs), self.state, True, self.env_steps)
+                act, extras, self.state = policy.act(as_obs_tensor(obs), self.state, True, self.env_steps)
                 action = act.numpy()
             self.timings["act"] += clock() - t0
             next_obs, reward, terminated, truncated, info = self._step(self._env_action(action))
@@ -197,8 +201,16 @@ class LocalLoop:
                 real_next = next_obs.copy()
                 for i in np.flatnonzero(done):
                     real_next[i] = info["final_obs"][i]
+            more = {"extras": extras} if takes_extras else {}
             storage.add(
-                obs, action, reward, real_next, terminated, truncated, frames_continue=info.get("life_loss")
+                obs,
+                action,
+                reward,
+                real_next,
+                terminated,
+                truncated,
+                frames_continue=info.get("life_loss"),
+                **more,
             )
             self.obs = next_obs
             self.timings["store"] += clock() - t1
