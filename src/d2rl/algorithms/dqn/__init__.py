@@ -8,6 +8,8 @@
   ``replay=prioritized``); all of them together is Rainbow (Hessel et al. 2018, ``algo=rainbow``).
 - IQN (Dabney et al. 2018, ``distributional=iqn``) and FQF (Yang et al. 2019, ``distributional=fqf``).
 - Munchausen RL (Vieillard et al. 2020, ``munchausen``): M-DQN, and M-IQN with ``distributional=iqn``.
+- Value rescaling (Pohlen et al. 2018, ``value_rescaling``): the network learns ``h(Q)`` and the
+  target is ``h(r + gamma^m h^-1(Q'))``; scalar targets only (R2D2 uses it by default).
 
 Where the code is: ``values`` holds one class per value distribution (its head, ``q_values`` and
 loss), chosen by ``distributional`` from a dict; ``losses`` the pure loss functions; ``learner``
@@ -84,6 +86,10 @@ class DQNConfig:
     munchausen_alpha: float = 0.9
     munchausen_tau: float = 0.03
     munchausen_clip: float = -1.0
+    # the transformed Bellman operator (Pohlen et al. 2018): learn h(Q) with
+    # h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x; scalar targets only (distributional=none)
+    value_rescaling: bool = False
+    value_rescaling_eps: float = 1e-3
 
 
 SPEC = AlgorithmSpec(

@@ -124,3 +124,33 @@ def fraction_loss(
     """
     grad = 2 * quantiles_at_taus - quantiles_at_hats[:, :-1] - quantiles_at_hats[:, 1:]  # [B, N-1]
     return (grad.detach() * taus[:, 1:-1]).sum(-1)
+
+
+def value_rescale(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x`` (Pohlen et al. 2018, "Observe and Look Further",
+    the transformed Bellman operator; R2D2 uses it with eps = 1e-3)."""
+    return torch.sign(x) * (torch.sqrt(x.abs() + 1.0) - 1.0) + eps * x
+
+
+def inverse_value_rescale(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """The exact inverse of ``value_rescale``:
+    ``h^-1(x) = sign(x) (((sqrt(1 + 4 eps (|x| + 1 + eps)) - 1) / (2 eps))^2 - 1)`` (Pohlen et al. 2018,
+    Proposition A.2); ``eps = 0`` gives ``sign(x) ((|x| + 1)^2 - 1)``."""
+    if eps == 0.0:
+        return torch.sign(x) * ((x.abs() + 1.0).square() - 1.0)
+    # (sqrt(1 + a) - 1) / (2 eps) with a = 4 eps (|x| + 1 + eps), written without the cancellation
+    u = x.abs() + 1.0 + eps
+    root = 2.0 * u / (torch.sqrt(1.0 + 4.0 * eps * u) + 1.0)
+    return torch.sign(x) * (root.square() - 1.0)
+
+
+def rescaled_q_target(
+    next_q: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    terminated: torch.Tensor,
+    eps: float = 1e-3,
+) -> torch.Tensor:
+    """``h(r + gamma^m (1 - terminated) h^-1(next_q))``: the n-step target of Q-values learnt in
+    the rescaled space (``next_q [B]`` is a rescaled value, as the network outputs it)."""
+    return value_rescale(q_target(inverse_value_rescale(next_q, eps), reward, discount, terminated), eps)

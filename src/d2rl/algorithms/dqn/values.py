@@ -7,7 +7,7 @@ against the target network (a frozen copy of itself, owned by the learner). Doub
 
 | ``distributional`` | class | paper |
 |---|---|---|
-| ``none`` | ``ScalarQ`` | DQN (Mnih et al. 2015), double (van Hasselt et al. 2016), M-DQN |
+| ``none`` | ``ScalarQ`` | DQN (Mnih et al. 2015), double (van Hasselt et al. 2016), M-DQN, value rescaling |
 | ``c51`` | ``CategoricalQ`` | C51 (Bellemare et al. 2017, Algorithm 1) |
 | ``iqn`` | ``ImplicitQuantileQ`` | IQN (Dabney et al. 2018, Algorithm 1), M-IQN (Vieillard et al. 2020) |
 | ``fqf`` | ``FractionQuantileQ`` | FQF (Yang et al. 2019) |
@@ -82,9 +82,13 @@ class ScalarQ(QNetwork):
         with torch.no_grad():
             q_next = target.q_values(next_obs)  # [B, A]
             if cfg.munchausen:
+                q_obs = target.q_values(obs)
+                if cfg.value_rescaling:  # the soft target of the unscaled values, rescaled again
+                    q_next = L.inverse_value_rescale(q_next, cfg.value_rescaling_eps)
+                    q_obs = L.inverse_value_rescale(q_obs, cfg.value_rescaling_eps)
                 y = L.munchausen_target(
                     q_next,
-                    target.q_values(obs),
+                    q_obs,
                     action,
                     reward,
                     discount,
@@ -93,9 +97,15 @@ class ScalarQ(QNetwork):
                     cfg.munchausen_tau,
                     cfg.munchausen_clip,
                 )
+                if cfg.value_rescaling:
+                    y = L.value_rescale(y, cfg.value_rescaling_eps)
             else:
                 greedy = (self.q_values(next_obs) if cfg.double else q_next).argmax(-1, keepdim=True)
-                y = L.q_target(q_next.gather(1, greedy).squeeze(1), reward, discount, terminated)
+                next_v = q_next.gather(1, greedy).squeeze(1)
+                if cfg.value_rescaling:  # Pohlen et al. 2018: h(r + gamma^m h^-1(q'))
+                    y = L.rescaled_q_target(next_v, reward, discount, terminated, cfg.value_rescaling_eps)
+                else:
+                    y = L.q_target(next_v, reward, discount, terminated)
         q_a_detached = q_a.detach()
         return ValueLoss(L.huber_td_loss(q_a, y), (q_a_detached - y).abs(), {"stats/q": q_a_detached.mean()})
 
@@ -257,6 +267,10 @@ def make_q_network(encoder: nn.Module, num_actions: int, cfg: DQNConfig) -> QNet
     if kind is None:
         raise D2RLError(
             f"algo.distributional must be one of {', '.join(VALUE_DISTRIBUTIONS)}, got '{cfg.distributional}'"
+        )
+    if cfg.value_rescaling and kind is not ScalarQ:
+        raise D2RLError(
+            f"algo.value_rescaling works with distributional=none (a scalar target), got '{cfg.distributional}'"
         )
     if cfg.munchausen and not kind.munchausen_form:
         ok = " or ".join(name for name, k in VALUE_DISTRIBUTIONS.items() if k.munchausen_form)
