@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,9 @@ from d2rl.errors import D2RLError
 
 log = logging.getLogger("d2rl")
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = 2  # bad input: config, checkpoint, env, missing package, unwritable output
+EXIT_DIVERGED = 3  # NaN/inf in training (trainer.nan_policy=stop); the last good checkpoint is kept
+# 128 + signal: stopped by SIGINT (130) or SIGTERM (143) after writing a checkpoint
 # Overrides that may accompany resume= (they do not change what is trained).
 _RESUME_OK = ("resume=", "trainer.progress_bar=")
 
@@ -24,6 +29,93 @@ _RESUME_OK = ("resume=", "trainer.progress_bar=")
 def _fail(msg: str) -> None:
     print(f"d2rl: error: {msg}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
+
+
+def nearest(value: str, options: Any, what: str = "") -> str:
+    """``did you mean `x`?`` for a near miss; the options themselves when few; else a pointer."""
+    options = sorted({str(o) for o in options})
+    close = difflib.get_close_matches(value, options, n=2, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(f"`{what}{c}`" for c in close) + "?"
+    if len(options) <= 12:
+        return f"choose from {', '.join(options)}"
+    return f"{len(options)} options, see `d2rl-list`"
+
+
+def config_error_line(e: BaseException) -> str | None:
+    """One line for a config error that Hydra or OmegaConf raised while composing, or None."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    if not isinstance(e, (HydraException, OmegaConfBaseException)):
+        return None
+    cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+    text = str(e).strip()
+    if isinstance(e, MissingConfigException):
+        m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+        if m:
+            group, option = m.groups()
+            opts = re.findall(r"^\t(\S+)$", text.split("Available options", 1)[-1], flags=re.M)
+            if not opts:
+                opts = group_options(group)
+            return f"unknown {group} option '{option}'; {nearest(option, opts, f'{group}=')}"
+        m = re.search(r"Cannot find primary config '([^']+)'", text)
+        return text.splitlines()[0] if m is None else f"config '{m.group(1)}' not found"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        full_key = str(getattr(cause, "full_key", "") or "")
+        key = str(getattr(cause, "key", "") or full_key.rsplit(".", 1)[-1])
+        m = re.search(r"Key '([^']+)' not in '([^']+)'", str(cause))
+        if m:
+            key = m.group(1)
+        parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+        schema = getattr(cause, "object_type", None)
+        names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+        where = f"{parent}." if parent else ""
+        hint = nearest(key, names, where) if names else "see `d2rl --help` for the keys"
+        return f"unknown config key '{full_key or key}'; {hint}"
+    if isinstance(cause, ValidationError):
+        full_key = str(getattr(cause, "full_key", "") or "")
+        first = str(cause).strip().splitlines()[0]
+        m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
+        if m:
+            value, _, target = m.groups()
+            kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+            kind = kinds.get(target, target)
+            return f"{full_key}={value}: expected {kind}"
+        return f"{full_key}: {first}" if full_key else first
+    if isinstance(e, OverrideParseException):
+        return f"cannot parse override: {text.splitlines()[0]}"
+    lines = [ln for ln in text.splitlines() if ln.strip() and "To append to your config" not in ln]
+    return lines[0] if lines else type(e).__name__
+
+
+def _report_config_errors() -> None:
+    """Route Hydra's error printing through ``config_error_line`` (one ``d2rl: error:`` line, exit 2);
+    ``HYDRA_FULL_ERROR=1`` keeps Hydra's full traceback."""
+    import os
+
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or getattr(original, "d2rl", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        try:
+            return func()
+        except Exception as e:
+            line = config_error_line(e)
+            if line is None:
+                err = e
+
+                def reraise() -> Any:
+                    raise err
+
+                return original(reraise)
+            _fail(line)
+
+    run_and_report.d2rl = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
 
 
 def _setup() -> None:
@@ -73,6 +165,12 @@ def _train_app(cfg: DictConfig) -> float:
         result = train(cfg)
     except D2RLError as e:
         from hydra.types import RunMode
+
+        from d2rl.nan_guard import NonFiniteError
+
+        if isinstance(e, NonFiniteError):
+            print(f"d2rl: error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_DIVERGED) from None
 
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # one bad job of a sweep: the sweeper records it as failed (Optuna: a failed trial,
@@ -129,8 +227,8 @@ def _check_choices(argv: list[str]) -> None:
             and not value.startswith("$")
         ):
             what = {"algo": "algorithm", "network": "network", "env": "env config", "experiment": "experiment"}[key]
-            hint = "use env=gym env.id=<gymnasium id> for any registered id; " if key == "env" else ""
-            _fail(f"unknown {what} '{value}'; {hint}known: {', '.join(sorted(known[key]))} (see `d2rl-list`)")
+            hint = " (any gymnasium id: env=gym env.id=<id>)" if key == "env" else ""
+            _fail(f"unknown {what} '{value}'; {nearest(value, known[key], f'{key}=')}{hint}")
 
 
 HELP_GROUPS = ("algo", "env", "network", "replay", "distributed", "experiment", "tuned", "hpo")
@@ -186,6 +284,7 @@ def main() -> None:
             print(text)
         return
     _check_choices(args)
+    _report_config_errors()
     sys.argv = [sys.argv[0], *_output_dir_argv(_resume_argv(sys.argv[1:]))]
     _train_app()
 
@@ -332,6 +431,7 @@ def _render_episodes(agent: Any, run_cfg: DictConfig, cfg: DictConfig) -> Any:
 def eval_main() -> None:
     """``d2rl-eval checkpoint=<run dir or file> episodes=10 seed=S [video=true] [render=true] [gradcam=true]``."""
     register_configs()
+    _report_config_errors()
     # `gradcam=true` is short for gradcam.enabled=true (gradcam.layers=[...] etc. sit beside it)
     sys.argv = [("gradcam.enabled=" + a[8:]) if a.startswith("gradcam=") else a for a in sys.argv]
     _eval_app()
