@@ -3,6 +3,8 @@ distillation loss (the config and the paper's notes are in ``d2rl.algorithms.rnd
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from d2rl.algorithms.on_policy import (
@@ -207,8 +209,10 @@ class RNDLearner(OnPolicyLearner):
                 n += 1
         out = {k: float(v) / n for k, v in sums.items()}
         out.update(stats)
-        out["stats/explained_variance"] = explained_variance(data["value"][:, EXT], data["ret"][:, EXT])
-        out["stats/explained_variance_int"] = explained_variance(data["value"][:, INT], data["ret"][:, INT])
+        for key, col in (("stats/explained_variance", EXT), ("stats/explained_variance_int", INT)):
+            ev = explained_variance(data["value"][:, col], data["ret"][:, col])
+            if math.isfinite(ev):  # undefined (nan) when the returns are constant
+                out[key] = ev
         out["train/lr"] = lr
         return out
 
