@@ -320,7 +320,15 @@ def list_main() -> None:
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
 def _eval_app(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "checkpoint"):
+        _fail("d2rl-eval needs checkpoint=<run dir or checkpoint file>")
     try:
+        from d2rl.config import EvalConfig
+        from d2rl.validation import check_node
+
+        found = check_node("", EvalConfig, cfg)
+        if found:
+            raise D2RLError("; ".join(p.lstrip(".") for p in found[:3]))
         evaluate_checkpoint(cfg)
     except D2RLError as e:
         _fail(str(e))

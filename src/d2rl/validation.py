@@ -39,7 +39,7 @@ _NAME_RULES: tuple[tuple[str, float | None, float | None, bool], ...] = (
         r"^(batch_size|num_steps|num_minibatches|num_envs|capacity|n_step|seq_len|n_pi|"
         r"num_.+|.+_epochs|gradient_steps|policy_delay|round_env_steps|"
         r"iteration_env_steps|update_period_env_steps|target_update_period.*|total_env_steps|"
-        r"eval_episodes|final_eval_episodes|torch_threads)$",
+        r"episodes|eval_episodes|final_eval_episodes|torch_threads)$",
         1.0,
         None,
         False,
