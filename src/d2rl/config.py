@@ -99,6 +99,7 @@ class DistributedConfig:
     noise_scale_max: float = 1.0
     noise_scale_min: float = 0.3
     actor_max_restarts: int = 3  # Ray restarts a crashed actor this many times
+    actor_restart_timeout_s: float = 180.0  # give up on an actor that stays unavailable this long
     # resources per role (Ray logical resources; the learner runs in the driver: trainer.accelerator)
     actor_cpus: float = 0.5
     actor_gpus: float = 0.0

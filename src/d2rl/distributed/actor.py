@@ -45,7 +45,7 @@ class RemotePolicy(Policy):
 
         action, self.version = ray.get(self.server.act.remote(self.rank, obs.numpy(), self.reset.copy()))
         self.reset[:] = False
-        return torch.as_tensor(action), {}, state
+        return torch.from_numpy(np.array(action)), {}, state
 
 
 class EnvActor:
@@ -63,6 +63,7 @@ class EnvActor:
         dcfg = run_cfg.distributed
         self.rank, self.shard = rank, shard
         self.pid = os.getpid()
+        self.node_id = ray.get_runtime_context().get_node_id()
         with warnings.catch_warnings():  # (a deprecation notice inside Ray)
             warnings.simplefilter("ignore")
             self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
@@ -169,6 +170,7 @@ class EnvActor:
         return {
             "rank": self.rank,
             "pid": self.pid,
+            "node_id": self.node_id,
             "env_steps": steps,
             "episodes": self.tracker.drain(),
             "version": self.version if self.learner is not None else self.policy.version,  # type: ignore[attr-defined]

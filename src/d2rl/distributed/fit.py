@@ -179,6 +179,7 @@ def fit_distributed(
         "learner_steps": loop.round,
         "learner_updates": loop.updates,
         "actor_restarts": loop.restarts,
+        "actor_nodes": {str(k): v for k, v in sorted(loop.actor_nodes.items())},
         "episodes": loop.tracker.episodes,
         "final_eval": {**final, "episodes": len(returns), "deterministic": bool(tcfg.eval_deterministic)},
         "wall_time_s": round(wall, 3),

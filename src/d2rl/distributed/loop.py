@@ -67,6 +67,8 @@ class DistributedLoop:
         self.restarts = 0
         self.failures = np.zeros(self.num_actors, dtype=np.int64)  # consecutive, per actor
         self.pids: dict[int, int] = {}
+        self.unavailable_since: dict[int, float] = {}
+        self.actor_nodes: dict[int, str] = {}  # rank -> Ray node id it last ran on
         self.actor_steps = np.zeros(self.num_actors, dtype=np.int64)
         self.staleness: list[int] = []
         self.collecting = True
@@ -173,7 +175,7 @@ class DistributedLoop:
     def poll(self, timeout: float) -> None:
         """Take finished chunks, resubmit (unless a target is met or the learner lags)."""
         import ray
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
         held = [r for r in range(self.num_actors) if r not in self.inflight.values()]
         if self.collecting and not self._lagging():
@@ -191,6 +193,8 @@ class DistributedLoop:
                 stats = ray.get(ref)
             except RayTaskError as e:  # an exception inside collect (e.g. an env raising)
                 self._failed(rank, str(e).strip().splitlines()[-1][:300], kill=True)
+            except ActorUnavailableError:  # restarting: not a new failure, wait for it
+                self._unavailable(rank)
             except RayActorError as e:  # the process died (killed, OOM, node lost)
                 self._failed(rank, type(e).__name__, kill=False)
             else:
@@ -215,6 +219,15 @@ class DistributedLoop:
             ray.kill(self.roles.actors[rank], no_restart=False)
         time.sleep(0.1 * self.failures[rank])
 
+    def _unavailable(self, rank: int) -> None:
+        since = self.unavailable_since.setdefault(rank, time.monotonic())
+        if time.monotonic() - since > float(self.dcfg.actor_restart_timeout_s):
+            raise D2RLError(
+                f"actor {rank} has been unavailable (restarting) for over "
+                f"{self.dcfg.actor_restart_timeout_s} s (distributed.actor_restart_timeout_s)"
+            )
+        time.sleep(0.2)
+
     def _account(self, stats: dict[str, Any]) -> None:
         rank = int(stats["rank"])
         pid = int(stats["pid"])
@@ -223,7 +236,9 @@ class DistributedLoop:
             log.warning("actor %d restarted (pid %d -> %d); restarts so far: %d", rank, self.pids[rank], pid,
                         self.restarts)
         self.pids[rank] = pid
+        self.actor_nodes[rank] = str(stats.get("node_id", ""))
         self.failures[rank] = 0
+        self.unavailable_since.pop(rank, None)
         steps = int(stats["env_steps"])
         self.env_steps += steps
         self.actor_steps[rank] += steps

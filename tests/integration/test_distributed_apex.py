@@ -1,0 +1,201 @@
+"""Ape-X and SEED on Ray through train(): one Ray session for the module (num_cpus=2, no
+dashboard); each run is a few thousand CartPole/Pendulum steps with a tiny network."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from d2rl.distributed.exploration import actor_epsilon, actor_noise_scale  # noqa: E402
+from d2rl.distributed.replay import ReplayShard  # noqa: E402
+from d2rl.train import train  # noqa: E402
+
+APEX_DQN = [
+    "algo=dqn",
+    "env=cartpole",
+    "distributed=apex",
+    "distributed.num_actors=2",
+    "distributed.actor_pull_period_env_steps=32",
+    "distributed.publish_period_updates=8",
+    "distributed.updates_per_learner_step=16",
+    "network.hidden_sizes=[32]",
+    "algo.learning_starts_env_steps=256",
+    "algo.batch_size=32",
+    "trainer.total_env_steps=1500",
+    "trainer.log_period_env_steps=256",
+    "trainer.checkpoint_period_env_steps=0",
+    "trainer.final_eval_episodes=2",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def column(run: Path, name: str) -> list[float]:
+    return [float(r[name]) for r in rows(run) if r.get(name)]
+
+
+def test_actor_exploration_follows_the_paper() -> None:
+    assert actor_epsilon(0, 8) == pytest.approx(0.4)
+    assert actor_epsilon(7, 8) == pytest.approx(0.4**8)
+    assert actor_epsilon(3, 8) == pytest.approx(0.4 ** (1 + 7 * 3 / 7))
+    assert actor_epsilon(0, 1) == pytest.approx(0.4)
+    assert actor_noise_scale(0, 3) == pytest.approx(1.0) and actor_noise_scale(2, 3) == pytest.approx(0.3)
+
+
+def test_apex_dqn_cartpole_end_to_end(make_cfg: Any, tmp_path: Path) -> None:
+    out = train(make_cfg(*APEX_DQN))
+    run = Path(out["run_dir"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert 1500 <= out["env_steps"] < 1500 + 2 * 32
+    # learner_pace=schedule: the algorithm's updates per env step after learning starts (tuned
+    # dqn_cartpole: 128 gradient steps per 256 env steps)
+    assert summary["learner_updates"] == pytest.approx((out["env_steps"] - 256) * 0.5, abs=17)
+    assert summary["distributed"] == "apex" and summary["num_actors"] == 2
+    assert (run / "checkpoints" / "last.pt").exists()
+    header = rows(run)[0].keys()
+    for name in (
+        "perf/learner_updates_per_s",
+        "perf/env_steps_per_s",
+        "perf/actor_env_steps_per_s/0",
+        "perf/actor_env_steps_per_s/1",
+        "replay/size",
+        "replay/sampled_per_inserted",
+        "dist/weight_staleness",
+        "dist/actor_restarts",
+        "train/episode_return",
+    ):
+        assert name in header, name
+    assert max(column(run, "replay/size")) >= 1000
+    assert all(s >= 0 for s in column(run, "dist/weight_staleness"))
+    assert max(column(run, "perf/actor_env_steps_per_s/1")) > 0
+
+
+def test_stops_at_total_learner_updates(make_cfg: Any) -> None:
+    out = train(
+        make_cfg(*APEX_DQN, "trainer.total_env_steps=100000", "trainer.total_learner_updates=48",
+                 "distributed.learner_pace=free")
+    )
+    assert out["learner_updates"] == 48
+    assert out["env_steps"] < 100000
+
+
+class _KillActor(L.Callback):
+    """Kills actor 0 (Ray restarts it) after the first learner step."""
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, outputs: Any, batch: Any, idx: int) -> None:
+        loop = trainer.train_dataloader
+        if not self.killed:
+            ray.kill(loop.roles.actors[0], no_restart=False)
+            self.killed = True
+
+
+def test_killed_actor_is_restarted_and_the_run_reaches_its_target(make_cfg: Any) -> None:
+    kill = _KillActor()
+    out = train(make_cfg(*APEX_DQN, "trainer.total_env_steps=2500"), callbacks=[kill])
+    assert kill.killed
+    assert out["actor_restarts"] >= 1
+    assert out["env_steps"] >= 2500
+    assert max(column(Path(out["run_dir"]), "dist/actor_restarts")) >= 1
+
+
+def test_apex_sac_pendulum(make_cfg: Any) -> None:
+    out = train(
+        make_cfg(
+            "algo=sac",
+            "env=pendulum",
+            "distributed=apex",
+            "distributed.num_actors=2",
+            "distributed.actor_pull_period_env_steps=32",
+            "algo.hidden_sizes=[32]",
+            "algo.learning_starts_env_steps=256",
+            "algo.batch_size=32",
+            "trainer.total_env_steps=1000",
+            "trainer.checkpoint_period_env_steps=0",
+        )
+    )
+    assert out["env_steps"] >= 1000 and out["learner_updates"] > 0
+    assert np.isfinite(out["eval/return_mean"])
+
+
+@pytest.mark.parametrize("algo", ["dqn", "sac"])
+def test_seed_batches_inference_across_actors(make_cfg: Any, algo: str) -> None:
+    env = ["env=cartpole", "network.hidden_sizes=[32]"] if algo == "dqn" else ["env=pendulum", "algo.hidden_sizes=[32]"]
+    out = train(
+        make_cfg(
+            f"algo={algo}",
+            *env,
+            "distributed=seed",
+            "distributed.num_actors=2",
+            "distributed.actor_pull_period_env_steps=32",
+            "algo.learning_starts_env_steps=256",
+            "algo.batch_size=32",
+            "trainer.total_env_steps=1000",
+            "trainer.log_period_env_steps=256",
+            "trainer.checkpoint_period_env_steps=0",
+        )
+    )
+    run = Path(out["run_dir"])
+    assert out["env_steps"] >= 1000 and out["learner_updates"] > 0
+    fill = column(run, "inference/batch_fill")
+    assert fill and all(0 < f <= 1 for f in fill)
+    assert column(run, "inference/latency_ms")
+
+
+def test_shard_samples_by_priority_and_updates_them() -> None:
+    """Two actor slots; new transitions get the priorities sent with them; updates route back."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from d2rl.buffers.make import make_replay
+    from d2rl.envs import EnvFacts
+
+    cfg = SimpleNamespace(kind="prioritized", capacity=64, dedup_frames=True, alpha=1.0, priority_eps=1e-6,
+                          importance_weights=True, beta_initial=0.4, beta_final=1.0)
+    obs_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def make(capacity: int) -> Any:
+        return make_replay(cfg, obs_space, gym.spaces.Discrete(2), 1, 1, 0.9, EnvFacts(), 0)
+
+    shard = ReplayShard(make, 64, 0)
+    T = 8
+    chunk = {
+        "obs": np.zeros((T, 1, 2), np.float32),
+        "action": np.zeros((T, 1), np.int64),
+        "reward": np.arange(T, dtype=np.float32).reshape(T, 1),
+        "next_obs": np.zeros((T, 1, 2), np.float32),
+        "terminated": np.zeros((T, 1), bool),
+        "truncated": np.zeros((T, 1), bool),
+    }
+    prios = np.full((T, 1), 1e-6)
+    prios[3] = 1.0  # one transition holds all the mass
+    shard.add(0, chunk, prios, True)
+    shard.add(1, chunk, np.full((T, 1), 1e-6), True)
+    batch = shard.sample(16, 1.0)
+    assert batch is not None and (batch["reward"] == 3.0).mean() > 0.9
+    shard.update_priorities(batch["indices"][:1], np.array([0.0]))  # that transition drops to ~0
+    again = shard.sample(64, 1.0)
+    assert again is not None and (again["reward"] == 3.0).mean() < 0.5
+    assert shard.stats()["inserted"] == 2 * T
