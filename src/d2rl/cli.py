@@ -23,7 +23,8 @@ EXIT_USER_ERROR = 2  # bad input: config, checkpoint, env, missing package, unwr
 EXIT_DIVERGED = 3  # NaN/inf in training (trainer.nan_policy=stop); the last good checkpoint is kept
 # 128 + signal: stopped by SIGINT (130) or SIGTERM (143) after writing a checkpoint
 # Overrides that may accompany resume= (they do not change what is trained).
-_RESUME_OK = ("resume=", "trainer.progress_bar=")
+# distributed.*: a resumed Ape-X/SEED run may change its actor count, resources or Ray address
+_RESUME_OK = ("resume=", "trainer.progress_bar=", "distributed.", "+distributed.")
 
 
 def _fail(msg: str) -> None:
