@@ -182,3 +182,26 @@ def test_bad_sequence_settings_are_refused(
 ) -> None:
     with pytest.raises(D2RLError, match=match):
         _recurrent_run(make_cfg, "network.core=lstm", *overrides)
+
+
+class _CueKeeper(torch.nn.Module):
+    """A scripted recurrent policy for env=memory_cue: keeps the cue in its state, answers it."""
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor]:
+        return (torch.zeros(1, n, 1),)
+
+    def reset_state(self, state: Any, done: torch.Tensor) -> Any:
+        return tuple(s * (~done).float().view(1, -1, 1) for s in state)
+
+    def act(self, obs, state, explore, env_step):  # type: ignore[no-untyped-def]
+        cue = obs[:, 0].view(1, -1, 1)
+        memory = torch.where(cue != 0, cue, state[0])  # the cue is shown at the first step only
+        return (memory[0, :, 0] > 0).long(), {}, (memory,)
+
+
+def test_evaluation_carries_the_state_across_steps_and_resets_it(make_cfg: Callable[..., DictConfig]) -> None:
+    from d2rl.evaluation import evaluate
+
+    env_cfg = make_cfg("env=memory_cue", "env.kwargs.length=5").env
+    returns = evaluate(_CueKeeper(), env_cfg, episodes=40, seed=3, max_envs=8)  # type: ignore[arg-type]
+    assert (returns == 1.0).all()  # 5 rounds of 8 envs; without the state it would be chance (~0)
