@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -131,7 +133,9 @@ class DAACLearner(OnPolicyLearner):
             self.last_value_loss = total / max(m, 1)
         self.updates += 1
         out["loss/value"] = self.last_value_loss
-        out["stats/explained_variance"] = explained_variance(data["value"], data["ret"])
+        ev = explained_variance(data["value"], data["ret"])
+        if math.isfinite(ev):  # nan when the returns are constant
+            out["stats/explained_variance"] = ev
         out["train/lr"] = lr
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from torch import nn
@@ -164,7 +165,9 @@ class PPGLearner(OnPolicyLearner):
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         data = flat_batch(rollout, adv, ret, cfg.norm_adv)
         out = self.policy_phase(data, opt)
-        out["stats/explained_variance"] = explained_variance(data["value"], data["ret"])
+        ev = explained_variance(data["value"], data["ret"])
+        if math.isfinite(ev):  # nan when the returns are constant
+            out["stats/explained_variance"] = ev
         out["train/lr"] = lr
         self.store(data)
         if self.stored == cfg.n_pi:
