@@ -121,10 +121,9 @@ class InferenceServer:
         """Since the last call: mean batch fill (envs per batch / batch size), mean latency (ms
         from a request's arrival to its answer), batches per second."""
         now = time.perf_counter()
-        out = {
-            "batch_fill": self.n_envs / max(1, self.n_batches) / self.batch_size,
-            "latency_ms": 1000.0 * self.latency / max(1, self.n_requests),
-            "batches_per_s": self.n_batches / max(now - self.t_stats, 1e-9),
-        }
+        out = {"batches_per_s": self.n_batches / max(now - self.t_stats, 1e-9)}
+        if self.n_batches > 0:  # (none since the last call: no fill or latency to report)
+            out["batch_fill"] = self.n_envs / self.n_batches / self.batch_size
+            out["latency_ms"] = 1000.0 * self.latency / max(1, self.n_requests)
         self.n_batches, self.n_envs, self.n_requests, self.latency, self.t_stats = 0, 0, 0, 0.0, now
         return out
