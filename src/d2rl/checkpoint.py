@@ -63,8 +63,11 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        cause = e.__cause__ or e.__context__
+        if isinstance(e, RuntimeError) and isinstance(cause, OSError):
+            raise cause from e  # torch wraps a failed write (disk full, file size limit)
         raise
     _fsync_dir(path.parent)
 
@@ -151,7 +154,10 @@ def save(
     try:
         _atomic_torch_save(state, path)
     except OSError as e:
-        raise D2RLError(f"could not write checkpoint {path}: {e.strerror or e}") from e
+        raise D2RLError(
+            f"could not write checkpoint {path}: {e.strerror or e}; free space or pick another output_dir "
+            "(the previous checkpoints are intact)"
+        ) from e
     if best:
         _point(ckpt_dir, BEST, path)
     _point(ckpt_dir, LAST, path)

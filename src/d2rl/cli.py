@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import errno
 import logging
 import re
 import sys
@@ -90,6 +91,21 @@ def config_error_line(e: BaseException) -> str | None:
     return lines[0] if lines else type(e).__name__
 
 
+# can't write the run folder: permission, read-only file system, no space, quota, file size limit
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def os_error_line(e: BaseException) -> str | None:
+    """One line for an error writing the run folder (or None for any other error)."""
+    if not isinstance(e, OSError) or e.errno not in _WRITE_ERRNOS:
+        return None
+    where = f" '{e.filename}'" if e.filename else ""
+    return (
+        f"cannot write{where}: {e.strerror or e}; pick a writable output_dir with free space "
+        "(nothing was written that a resume would take for a checkpoint)"
+    )
+
+
 def _report_config_errors() -> None:
     """Route Hydra's error printing through ``config_error_line`` (one ``d2rl: error:`` line, exit 2);
     ``HYDRA_FULL_ERROR=1`` keeps Hydra's full traceback."""
@@ -105,7 +121,7 @@ def _report_config_errors() -> None:
         try:
             return func()
         except Exception as e:
-            line = config_error_line(e)
+            line = config_error_line(e) or os_error_line(e)
             if line is None:
                 err = e
 
@@ -161,15 +177,17 @@ def _train_app(cfg: DictConfig) -> float:
                 raise D2RLError(
                     f"resume continues a run with its saved config; drop the other overrides: {' '.join(extra)}"
                 )
+        else:
+            from d2rl.validation import validate
+
+            validate(cfg)  # before importing torch & co: a bad value answers in about a second
         from d2rl.train import train
 
         result = train(cfg)
     except D2RLError as e:
         from hydra.types import RunMode
 
-        from d2rl.nan_guard import NonFiniteError
-
-        if isinstance(e, NonFiniteError):
+        if getattr(e, "exit_code", EXIT_USER_ERROR) == EXIT_DIVERGED:  # nan_guard.NonFiniteError
             print(f"d2rl: error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_DIVERGED) from None
 
@@ -182,6 +200,8 @@ def _train_app(cfg: DictConfig) -> float:
     except Exception as e:
         from d2rl.core import StopTraining
 
+        if os_error_line(e) is not None:
+            _fail(str(os_error_line(e)))
         if not isinstance(e, StopTraining):
             raise
         import signal

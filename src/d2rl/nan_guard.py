@@ -26,7 +26,9 @@ MAX_CONSECUTIVE_SKIPS = 100
 
 
 class NonFiniteError(D2RLError):
-    """Training produced NaN or inf; the CLI exits with ``EXIT_DIVERGED`` (3)."""
+    """Training produced NaN or inf; the CLI exits with ``exit_code`` (``cli.EXIT_DIVERGED``)."""
+
+    exit_code = 3
 
 
 def first_non_finite_metric(metrics: Any) -> tuple[str, float] | None:
