@@ -316,6 +316,8 @@ def build_on_policy(learner_class: type[OnPolicyLearner], cfg: Any, ctx: BuildCo
 
 def check_sequences(num_steps: int, num_envs: int, num_minibatches: int, bptt_len: int) -> None:
     """Refuse (one line) a recurrent update whose sequences can't be cut as asked."""
+    if num_steps < 1 or num_minibatches < 1:
+        raise D2RLError(f"algo.num_steps={num_steps} and algo.num_minibatches={num_minibatches} must be >= 1")
     if bptt_len < 0 or (bptt_len and num_steps % bptt_len):
         raise D2RLError(
             f"algo.bptt_len={bptt_len} must be 0 (whole rollout) or divide algo.num_steps={num_steps}"
