@@ -50,7 +50,8 @@ class RecurrentQNetwork(nn.Module):
 
     def step(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One acting step: ``obs [B, *obs]`` -> ``[B, A]`` (the Loop resets ended episodes' states)."""
-        q, state = self(obs.unsqueeze(0), state, torch.zeros(1, obs.shape[0], dtype=torch.bool))
+        first = torch.zeros(1, obs.shape[0], dtype=torch.bool, device=obs.device)
+        q, state = self(obs.unsqueeze(0), state, first)
         return q.squeeze(0), state
 
 
@@ -121,10 +122,10 @@ def n_step_targets(
     observation bootstraps) and ``valid`` (a real step whose target needs no slot beyond the sequence)."""
     T = reward.shape[0]
     mask, done, terminated = mask.bool(), done.bool(), terminated.bool()
-    t = torch.arange(T).unsqueeze(1).expand_as(reward)
+    t = torch.arange(T, device=reward.device).unsqueeze(1).expand_as(reward)
 
     def ahead(x: torch.Tensor, k: int, fill: float | bool) -> torch.Tensor:  # x[t + k], fill beyond T
-        pad = torch.full((k, *x.shape[1:]), fill, dtype=x.dtype)
+        pad = torch.full((k, *x.shape[1:]), fill, dtype=x.dtype, device=x.device)
         return torch.cat([x[k:], pad], 0)
 
     ret, disc = torch.zeros_like(reward), torch.ones_like(reward)
@@ -212,6 +213,11 @@ class R2D2Learner(Learner):
     def update(
         self, batch: dict[str, Any], opt: torch.optim.Optimizer
     ) -> tuple[torch.Tensor, dict[str, Any]]:
+        device = self.device
+        batch = {
+            k: tuple(s.to(device) for s in v) if k == "state" else v.to(device, non_blocking=True)
+            for k, v in batch.items()
+        }
         per_sequence, priorities, metrics = self.loss(batch)
         loss = L.weighted_mean(per_sequence, batch.get("weights"))
         opt.zero_grad()
@@ -236,7 +242,7 @@ class R2D2Learner(Learner):
         for batch in experience:
             check_stop()
             priorities, step_metrics = self.update(batch, opt)
-            experience.update_priorities(batch, priorities)
+            experience.update_priorities(batch, priorities.cpu())
             for k, v in step_metrics.items():
                 sums[k] = sums[k] + v if k in sums else v
             n += 1
