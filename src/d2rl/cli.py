@@ -84,6 +84,9 @@ def config_error_line(e: BaseException) -> str | None:
             kinds = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
             kind = kinds.get(target, target)
             return f"{full_key}={value}: expected {kind}"
+        m = re.search(r"Value '(.*)' is not a valid bool", first)
+        if m:
+            return f"{full_key}={m.group(1)}: expected true or false"
         return f"{full_key}: {first}" if full_key else first
     if isinstance(e, OverrideParseException):
         return f"cannot parse override: {text.splitlines()[0]}"
