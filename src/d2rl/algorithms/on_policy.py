@@ -314,20 +314,11 @@ def build_on_policy(learner_class: type[OnPolicyLearner], cfg: Any, ctx: BuildCo
     )
 
 
-def check_sequences(num_steps: int, num_envs: int, num_minibatches: int, bptt_len: int) -> None:
-    """Refuse (one line) a recurrent update whose sequences can't be cut as asked."""
-    if num_steps < 1 or num_minibatches < 1:
-        raise D2RLError(f"algo.num_steps={num_steps} and algo.num_minibatches={num_minibatches} must be >= 1")
+def check_sequences(num_steps: int, bptt_len: int) -> None:
+    """Refuse (one line) a truncated-BPTT length that does not cut the rollout into whole chunks."""
     if bptt_len < 0 or (bptt_len and num_steps % bptt_len):
         raise D2RLError(
             f"algo.bptt_len={bptt_len} must be 0 (whole rollout) or divide algo.num_steps={num_steps}"
-        )
-    sequences = num_envs * (num_steps // (bptt_len or num_steps))
-    if sequences % num_minibatches:
-        raise D2RLError(
-            f"with network.core, minibatches hold whole sequences: algo.num_minibatches={num_minibatches} "
-            f"must divide the {sequences} sequences (env.num_envs * algo.num_steps / algo.bptt_len); "
-            "change num_minibatches or set algo.bptt_len"
         )
 
 

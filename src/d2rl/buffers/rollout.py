@@ -80,14 +80,14 @@ def sequence_minibatches(
     generator: torch.Generator | None = None,
 ) -> Iterator[tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]]:
     """One epoch over ``to_sequences``' output: a random permutation of whole sequences (never of
-    single steps) cut into ``num_minibatches`` parts. Yields fields flattened time-major,
-    ``[L * M, ...]`` (index ``t * M + m``), and the ``M`` sequences' initial states ``[K, M, ...]``."""
+    single steps) cut into ``num_minibatches`` parts as equal as possible (one sequence each when
+    there are fewer). Yields fields flattened time-major, ``[L * M, ...]`` (index ``t * M + m``),
+    and the ``M`` sequences' initial states ``[K, M, ...]``."""
     L, S = next(iter(seqs.values())).shape[:2]
-    mb = S // num_minibatches
     perm = torch.randperm(S, generator=generator)
-    for i in range(num_minibatches):
-        idx = perm[i * mb : (i + 1) * mb]
-        fields = {k: v[:, idx].reshape(L * mb, *v.shape[2:]) for k, v in seqs.items()}
+    for idx in torch.tensor_split(perm, min(num_minibatches, S)):
+        m = idx.shape[0]
+        fields = {k: v[:, idx].reshape(L * m, *v.shape[2:]) for k, v in seqs.items()}
         yield fields, tuple(s[idx].transpose(0, 1).contiguous() for s in initial)
 
 

@@ -130,7 +130,7 @@ class PPOLearner(OnPolicyLearner):
 
 def build(cfg: PPOConfig, ctx: BuildContext) -> Built:
     if str(option(ctx.network_cfg, "core", "none")) != "none":
-        check_sequences(cfg.num_steps, ctx.num_envs, cfg.num_minibatches, cfg.bptt_len)
+        check_sequences(cfg.num_steps, cfg.bptt_len)  # minibatches: whole sequences, as even as can be
     elif (cfg.num_steps * ctx.num_envs) % cfg.num_minibatches:
         raise D2RLError(
             f"algo.num_minibatches={cfg.num_minibatches} must divide num_steps*num_envs="
