@@ -171,7 +171,7 @@ def record_gradcam(
 
     def visit(frame: np.ndarray | None, obs: np.ndarray, state: Any, action: np.ndarray) -> None:
         assert frame is not None
-        picture = overlay(frame, cam(obs, action, state, size=frame.shape[:2]), alpha)
+        picture = overlay(frame, cam(obs, action, state, size=(frame.shape[0], frame.shape[1])), alpha)
         writer.append(picture)
         kept.add(picture)
 

@@ -61,7 +61,8 @@ class VideoWriter:
             raise D2RLError(
                 "writing mp4 needs ffmpeg or OpenCV: pip install 'd2rl[video]' (imageio-ffmpeg)"
             ) from e
-        self._cv = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+        self._cv = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
 
     def append(self, frame: np.ndarray) -> None:
         frame = even(np.ascontiguousarray(frame, dtype=np.uint8))
