@@ -82,7 +82,7 @@ def evaluate(
     return np.asarray(returns)
 
 
-FrameVisitor = Callable[[np.ndarray | None, np.ndarray, Any, np.ndarray], None]
+FrameVisitor = Callable[[np.ndarray | None, np.ndarray, Any, np.ndarray], object]
 
 
 def play_episode(
