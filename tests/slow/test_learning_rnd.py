@@ -5,7 +5,8 @@ always moves right), 16 envs x 128 steps, 32768 env steps per run (1092 episodes
 ``experiment=rnd_deep_sea``; PPO its defaults with the same envs and rollout length. The count is
 of the distinct (row, col) cells in all training rollouts, out of 465 reachable. PPO learns to
 avoid the 0.01/N cost of moving right and stays by the left wall; RND's bonus draws it to the
-right. Measured (load ~20 on 2 cores; see README, RND): see ``SEEDS`` below.
+right. Measured (2 cores at load ~20; 4.5 min for the six runs): seeds 1, 2, 3 -> RND 363, 368, 383
+(seed 3's final policy solves the task: 0.99), PPO 344, 343, 337 (final policies: 0, all left).
 """
 
 from __future__ import annotations
