@@ -23,6 +23,7 @@ from d2rl.train import train
 MEMORY_FAST = [
     "algo=r2d2",
     "env=memory_cue",
+    "~tuned",
     "env.kwargs.length=4",
     "network.hidden_sizes=[32]",
     "network.core_size=32",
@@ -57,6 +58,7 @@ def test_r2d2_solves_memory_cue_and_d2rl_eval_carries_the_state(make_cfg, tmp_pa
 SMALL = [
     "algo=r2d2",
     "env=memory_cue",
+    "~tuned",
     "env.num_envs=2",
     "network.hidden_sizes=[16]",
     "network.core_size=16",
