@@ -6,6 +6,11 @@ al. 2016), per-minibatch advantage normalisation, clipped surrogate, optional va
 entropy bonus, global gradient-norm clipping, linear learning-rate annealing, Adam eps 1e-5,
 orthogonal init, optional observation normalisation and return-based reward scaling.
 
+Recurrent PPO (``network.core=lstm|gru|dnc|transformer``, or the preset ``algo=recurrent_ppo``), as
+the baselines' ppo2 with LSTM policies and CleanRL's ``ppo_atari_lstm``: the state entering each
+step is stored in the rollout, minibatches are whole env sequences (or ``bptt_len`` chunks) from
+their stored initial states, masked at episode starts (``d2rl.algorithms.on_policy``).
+
 Deviations: a time-limit truncation is bootstrapped with ``gamma * V(final_obs)`` (as in
 stable-baselines3) instead of being treated as termination; defaults are tuned for CartPole
 (see ``PPOConfig``); the baselines' values are noted per field.
