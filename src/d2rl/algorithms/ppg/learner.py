@@ -137,7 +137,7 @@ class PPGLearner(OnPolicyLearner):
         network (its auxiliary value head fits V_targ) and ``0.5 (V - V_targ)^2`` on the value network."""
         cfg, model = self.cfg, self.policy.model
         assert self.aux_obs is not None and self.aux_ret is not None
-        num_minibatches = cfg.aux_minibatches_per_rollout * cfg.n_pi
+        num_minibatches = min(cfg.aux_minibatches_per_rollout * cfg.n_pi, len(self.aux_ret))
         chunk = max(1, len(self.aux_ret) // num_minibatches)
         data = {"obs": self.aux_obs, "ret": self.aux_ret, **self._old_policy(self.aux_obs, chunk)}
         params = [*self.policy.parameters(), *self.aux_value_head.parameters()]
@@ -184,11 +184,8 @@ def build(cfg: PPGConfig, ctx: BuildContext) -> Built:
         if int(getattr(cfg, key)) < (0 if key == "aux_epochs" else 1):
             raise D2RLError(f"algo.{key}={getattr(cfg, key)} must be positive")
     batch = cfg.num_steps * ctx.num_envs
-    if batch % cfg.num_minibatches or batch < cfg.aux_minibatches_per_rollout:
-        raise D2RLError(
-            f"algo.num_minibatches={cfg.num_minibatches} must divide num_steps*num_envs={batch}, and "
-            f"algo.aux_minibatches_per_rollout={cfg.aux_minibatches_per_rollout} be at most {batch}"
-        )
+    if batch % cfg.num_minibatches:
+        raise D2RLError(f"algo.num_minibatches={cfg.num_minibatches} must divide num_steps*num_envs={batch}")
     phase = cfg.n_pi * batch
     if ctx.total_env_steps <= phase:
         log.warning(
