@@ -29,6 +29,9 @@ _RESUME_OK = ("resume=", "trainer.progress_bar=", "distributed.", "+distributed.
 
 
 def _fail(msg: str) -> None:
+    msg = " ".join(str(msg).split())  # one line, whatever a library put in the message
+    if len(msg) > 360:
+        msg = msg[:357] + "..."
     print(f"d2rl: error: {msg}", file=sys.stderr)
     raise SystemExit(EXIT_USER_ERROR)
 
