@@ -110,10 +110,12 @@ class RNDLearner(OnPolicyLearner):
         return torch.cat(parts).reshape(T, N)
 
     @torch.no_grad()
-    def advantages_and_returns(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """Combined advantages ``[T, N]``, two-head returns ``[T, N, 2]`` and reward statistics."""
+    def advantages_and_returns(
+        self, rollout: Rollout, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """Combined advantages ``[T, N]``, two-head returns ``[T, N, 2]`` and reward statistics;
+        ``next_obs [T, N, *obs]`` from ``next_observations``."""
         cfg, data, policy = self.cfg, rollout.data, self.policy
-        next_obs = next_observations(rollout, policy)
         self.rnd_obs.update(next_obs.flatten(0, 1))
         raw_int = self.intrinsic_rewards(next_obs)
         int_reward = self.int_norm(raw_int)
@@ -157,14 +159,15 @@ class RNDLearner(OnPolicyLearner):
             self.rnd_obs.update(next_observations(rollout, self.policy).flatten(0, 1))
             self.init_rollouts_seen += 1
             return {"train/obs_norm_init_rollouts": float(self.init_rollouts_seen)}
-        adv, ret, stats = self.advantages_and_returns(rollout)
+        next_obs = next_observations(rollout, self.policy)
+        adv, ret, stats = self.advantages_and_returns(rollout, next_obs)
         (opt,) = self.raw_optimizers()
         lr = set_lr(opt, cfg.lr, cfg.anneal_lr, rollout)
         B = rollout.num_steps * rollout.num_envs
         d = rollout.data
         data = {
             "obs": d["obs"].reshape(B, *d["obs"].shape[2:]),
-            "next_obs": next_observations(rollout, self.policy).reshape(B, *d["obs"].shape[2:]),
+            "next_obs": next_obs.reshape(B, *d["obs"].shape[2:]),
             "action": d["action"].reshape(B, *d["action"].shape[2:]),
             "logprob": d["logprob"].reshape(B),
             "value": d["value"].reshape(B, 2),
