@@ -201,3 +201,52 @@ def test_nan_observation_stops_the_real_command_with_exit_3(tmp_path: Path) -> N
     assert lines == [lines[-1]] and "Traceback" not in proc.stderr
     assert lines[-1].startswith("d2rl: error: observation is non-finite at env step 50 (env 0")
     assert checkpoint.load(run)["loop"]["env_steps"] == 48  # written before the NaN, not after
+
+
+def _state(step: int) -> dict[str, Any]:
+    return {
+        "algo": "x",
+        "config": "",
+        "learner": {"w": torch.full((3,), float(step))},
+        "loop": {"env_steps": step},
+    }
+
+
+def test_retention_keeps_the_newest_k_plus_best(tmp_path: Path) -> None:
+    ckpt = tmp_path / "checkpoints"
+    for step in range(1, 7):
+        checkpoint.save(ckpt, _state(step), step, keep=2, best=step == 2)
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == [checkpoint.BEST, checkpoint.LAST, "step_000000000005.pt", "step_000000000006.pt"]
+    assert checkpoint.load(ckpt / checkpoint.BEST)["loop"]["env_steps"] == 2  # its own bytes survive
+    assert checkpoint.load(tmp_path)["loop"]["env_steps"] == 6
+
+
+def test_killed_between_step_file_and_last_pointer(tmp_path: Path) -> None:
+    """A step file written but ``last.pt`` not yet moved (and a writer's temp file left behind):
+    resume takes the newest complete step file; temp files of dead writers are swept."""
+    ckpt = tmp_path / "checkpoints"
+    checkpoint.save(ckpt, _state(1), 1)
+    (ckpt / checkpoint.LAST).unlink()
+    stale = ckpt / ".step_000000000002.pt.999999999.abcd.tmp"  # pid 999999999 does not exist
+    stale.write_bytes(b"half a checkpoint")
+    assert checkpoint.resolve(tmp_path).name == "step_000000000001.pt"
+    checkpoint.save(ckpt, _state(3), 3, keep=5)
+    assert not stale.exists()
+    assert checkpoint.load(tmp_path)["loop"]["env_steps"] == 3
+
+
+def test_best_checkpoint_follows_periodic_evaluation(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    cfg = make_cfg(
+        *PPO,
+        "trainer.total_env_steps=1024",
+        "trainer.eval_period_env_steps=256",
+        "trainer.eval_episodes=2",
+        "trainer.checkpoint_period_env_steps=256",
+        "trainer.keep_checkpoints=1",
+    )
+    train(cfg)
+    ckpt = Path(cfg.output_dir) / "checkpoints"
+    assert len(checkpoint.step_files(ckpt)) == 1 and (ckpt / checkpoint.BEST).is_file()
+    best = checkpoint.load(ckpt / checkpoint.BEST)["loop"]
+    assert best["best_return"] is not None and best["env_steps"] <= 1024
