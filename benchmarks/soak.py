@@ -1,0 +1,196 @@
+"""Soak test: a long off-policy run with a full replay. Memory must stay flat once the replay is
+full, env steps/s must not decay, and the run folder must stay bounded (checkpoint retention).
+
+    python benchmarks/soak.py --minutes 20                      # the real soak (a quiet machine)
+    python benchmarks/soak.py --minutes 1 --out /tmp/soak.json  # a check that the script works
+
+One real ``d2rl`` process (DQN on CartPole by default: ``replay.capacity`` transitions fill in the
+first minute or two, then every insert overwrites), checkpoints every ``--checkpoint-period`` env
+steps with ``trainer.keep_checkpoints=K``, stopped with SIGTERM after ``--minutes`` (the graceful
+stop writes a last checkpoint). Every ``--sample-s`` seconds it samples the process's resident
+memory (VmRSS of it and its children) and the run folder's size; afterwards it reads env steps
+and wall time from the run's metrics.csv. Reported (JSON to ``--out`` and stdout):
+
+- ``rss_slope_mb_per_min``: least-squares slope of RSS against time after the replay is full
+  (and after ``--settle-s`` more, for allocator warm-up); flat is |slope| well below 1 MB/min;
+- ``env_steps_per_s_by_window``: throughput in ``--windows`` equal windows of the run, and the
+  ratio last/first (1.0 = no decay);
+- ``run_dir_mb_max`` and ``checkpoint_files_max``: bounded by retention (K step files, last.pt and
+  best.pt are hard links to them or their own file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MB (Linux /proc)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(c) for c in children]
+    return total
+
+
+def folder_mb(root: Path) -> tuple[float, int]:
+    """Size (hard links counted once) and the number of checkpoint files."""
+    seen: set[int] = set()
+    size, ckpts = 0, 0
+    for p in root.rglob("*"):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if not p.is_file():
+            continue
+        if p.suffix == ".pt":
+            ckpts += 1
+        if st.st_ino not in seen:
+            seen.add(st.st_ino)
+            size += st.st_size
+    return size / 2**20, ckpts
+
+
+def slope_per_min(points: list[tuple[float, float]]) -> float | None:
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    return 60 * sum((t - mt) * (y - my) for t, y in points) / var
+
+
+def read_progress(metrics_csv: Path) -> list[tuple[float, int]]:
+    """(wall_time s, env_step) rows of the run's metrics.csv."""
+    if not metrics_csv.exists():
+        return []
+    rows = []
+    with metrics_csv.open() as f:
+        for row in csv.DictReader(f):
+            try:
+                rows.append((float(row["wall_time"]), int(float(row["env_step"]))))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--sample-s", type=float, default=5.0)
+    ap.add_argument("--capacity", type=int, default=100_000, help="replay.capacity (transitions)")
+    ap.add_argument("--checkpoint-period", type=int, default=50_000, help="env steps between checkpoints")
+    ap.add_argument("--keep", type=int, default=3, help="trainer.keep_checkpoints")
+    ap.add_argument("--settle-s", type=float, default=30.0, help="ignored after the replay fills")
+    ap.add_argument("--windows", type=int, default=5)
+    ap.add_argument("--run-dir", type=Path, default=None, help="default: a temporary folder")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("overrides", nargs="*", default=["algo=dqn", "env=cartpole"], help="d2rl overrides")
+    args = ap.parse_args()
+
+    run = args.run_dir or Path(tempfile.mkdtemp(prefix="d2rl_soak_")) / "run"
+    cmd = [
+        str(Path(sys.executable).parent / "d2rl"),
+        *args.overrides,
+        f"replay.capacity={args.capacity}",
+        "trainer.total_env_steps=1000000000",
+        f"trainer.checkpoint_period_env_steps={args.checkpoint_period}",
+        f"trainer.keep_checkpoints={args.keep}",
+        "trainer.eval_period_env_steps=0",
+        "trainer.log_period_env_steps=1000",  # metrics.csv rows for the throughput windows
+        "trainer.progress_bar=false",
+        "trainer.final_eval_episodes=1",
+        "logger.tensorboard=false",
+        "logger.learning_curve=false",
+        f"output_dir={run}",
+    ]
+    print("command:", " ".join(cmd), flush=True)
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    samples: list[dict[str, float]] = []
+    # the soak's clock starts once training does (start-up excluded; a SIGTERM before the run
+    # installed its handlers would kill it without a checkpoint)
+    while proc.poll() is None and not (run / "metrics.csv").exists() and time.monotonic() < t0 + 600:
+        time.sleep(0.5)
+    end = time.monotonic() + 60 * args.minutes
+    while proc.poll() is None and time.monotonic() < end:
+        time.sleep(args.sample_s)
+        mb, files = folder_mb(run)
+        samples.append(
+            {"t": time.monotonic() - t0, "rss_mb": rss_mb(proc.pid), "run_dir_mb": mb, "ckpt_files": files}
+        )
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode not in (0, 128 + signal.SIGTERM):
+        sys.exit(f"the run failed (exit {proc.returncode}):\n{err[-3000:]}")
+
+    progress = read_progress(run / "metrics.csv")
+    # the process clock and the metrics' wall_time differ by the start-up; align on the run's end
+    wall_end = progress[-1][0] if progress else 0.0
+    offset = samples[-1]["t"] - wall_end if samples and progress else 0.0
+    full_at = next((w + offset for w, s in progress if s >= args.capacity), None)
+    flat = [
+        (s["t"], s["rss_mb"]) for s in samples if full_at is not None and s["t"] >= full_at + args.settle_s
+    ]
+    windows = []
+    if len(progress) >= 2:
+        span = progress[-1][0] - progress[0][0]
+        for i in range(args.windows):
+            lo, hi = progress[0][0] + span * i / args.windows, progress[0][0] + span * (i + 1) / args.windows
+            inside = [(w, s) for w, s in progress if lo <= w <= hi]
+            if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+                windows.append((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]))
+    result: dict[str, Any] = {
+        "command": cmd,
+        "minutes": args.minutes,
+        "loadavg_at_start": load,
+        "env_steps": progress[-1][1] if progress else 0,
+        "replay_full_at_s": full_at,
+        "rss_mb_first_last": [samples[0]["rss_mb"], samples[-1]["rss_mb"]] if samples else None,
+        "rss_mb_max": max((s["rss_mb"] for s in samples), default=None),
+        "rss_slope_mb_per_min": slope_per_min(flat),
+        "rss_points_after_full": len(flat),
+        "env_steps_per_s_by_window": [round(w, 1) for w in windows],
+        "throughput_last_over_first": round(windows[-1] / windows[0], 3)
+        if len(windows) >= 2 and windows[0]
+        else None,
+        "run_dir_mb_max": max((s["run_dir_mb"] for s in samples), default=None),
+        "checkpoint_files_max": max((s["ckpt_files"] for s in samples), default=None),
+        "samples": samples,
+        "run_dir": str(run),
+    }
+    text = json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
