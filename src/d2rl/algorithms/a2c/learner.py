@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from d2rl.algorithms.a2c import A2CConfig
@@ -66,7 +68,9 @@ class A2CLearner(OnPolicyLearner):
         torch.nn.utils.clip_grad_norm_(list(self.policy.parameters()), cfg.max_grad_norm, foreach=True)
         opt.step()
         out = {k: float(v) for k, v in metrics.items()}
-        out["stats/explained_variance"] = explained_variance(d["value"].reshape(B), ret.reshape(B))
+        ev = explained_variance(d["value"].reshape(B), ret.reshape(B))
+        if math.isfinite(ev):  # undefined (nan) when the returns are constant: not logged
+            out["stats/explained_variance"] = ev
         out["train/lr"] = lr
         return out
 

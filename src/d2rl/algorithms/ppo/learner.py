@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from d2rl.algorithms.on_policy import (
@@ -123,7 +125,9 @@ class PPOLearner(OnPolicyLearner):
         if self.randomized:  # a new random network for the next rollout and its update
             reset_random_convs(self.policy, cfg.random_conv_clean_prob)
         out = {k: float(v) / n for k, v in sums.items()}
-        out["stats/explained_variance"] = explained_variance(d["value"].flatten(), ret.flatten())
+        ev = explained_variance(d["value"].flatten(), ret.flatten())
+        if math.isfinite(ev):  # undefined (nan) when the returns are constant: not logged
+            out["stats/explained_variance"] = ev
         out["train/lr"] = lr
         return out
 
