@@ -267,7 +267,7 @@ def _decode(v: Any, current: Any) -> Any:
 
 
 def _layers(env: Any) -> list[Any]:
-    out = []
+    out: list[Any] = []
     while env is not None and len(out) < 64:
         out.append(env)
         env = getattr(env, "env", None)
@@ -303,7 +303,7 @@ def env_state(envs: Any) -> dict[str, Any] | None:
 
 def set_env_state(envs: Any, state: dict[str, Any] | None) -> bool:
     """Restore ``env_state(envs)``; False (nothing changed) if it does not fit these envs."""
-    subs = getattr(envs, "envs", None)
+    subs: Any = getattr(envs, "envs", None)
     if not state or env_state(envs) is None or len(state["envs"]) != len(subs):
         return False
     if any(len(_layers(e)) != len(s) for e, s in zip(subs, state["envs"], strict=True)):

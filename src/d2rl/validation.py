@@ -65,7 +65,7 @@ def _fmt(x: float) -> str:
 
 
 def _range_of(f: dataclasses.Field[Any]) -> tuple[float | None, float | None, bool] | None:
-    meta = f.metadata or {}
+    meta: Any = f.metadata or {}
     if meta.get("check") is False:
         return None
     if "range" in meta:
@@ -178,7 +178,7 @@ def problems(cfg: DictConfig) -> list[str]:
         if node is None or not hasattr(schema, "validate"):
             continue
         try:
-            obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+            obj: Any = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
         except Exception:  # the schema itself will refuse it with its own message
             continue
         found += [str(p) for p in (obj.validate(cfg) or [])]
