@@ -43,9 +43,12 @@ class RemotePolicy(Policy):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
         import ray
 
-        action, self.version = ray.get(self.server.act.remote(self.rank, obs.numpy(), self.reset.copy()))
+        action, self.version, before = ray.get(
+            self.server.act.remote(self.rank, obs.numpy(), self.reset.copy())
+        )
         self.reset[:] = False
-        return torch.from_numpy(np.array(action)), {}, state
+        extras = {} if before is None else {"state": tuple(torch.from_numpy(np.array(b)) for b in before)}
+        return torch.from_numpy(np.array(action)), extras, state
 
 
 class EnvActor:
@@ -77,13 +80,17 @@ class EnvActor:
         self.learner: Any = None
         self.scratch: Any = None
         self.explore: dict[str, float] = {}
-        if server is None:  # Ape-X: a learner copy with a scratch buffer for n-step TD errors
-            vec_steps = -(-int(dcfg.actor_pull_period_env_steps) // n)
-            run_cfg.replay.kind = "uniform"
-            run_cfg.replay.capacity = 4 * (vec_steps + 16) * n
-            built, _ = build_algorithm(run_cfg, self.envs, seed)
-            self.learner, self.scratch = built.learner, built.storage
-            self.policy, self.explore = explore_as_actor(built.policy, rank, num_actors, dcfg)
+        # Ape-X: a learner copy (acting, initial priorities) and a scratch buffer for n-step TD
+        # errors; with sequence storage (R2D2) the scratch is its SequenceBuilder's storage
+        vec_steps = -(-int(dcfg.actor_pull_period_env_steps) // n)
+        run_cfg.replay.kind = "uniform"
+        run_cfg.replay.capacity = 4 * (vec_steps + 16) * n
+        built, _ = build_algorithm(run_cfg, self.envs, seed)
+        self.builder = getattr(built.storage, "builder", None)  # R2D2: sequences are built here
+        if server is None:
+            self.learner = built.learner
+            self.scratch = None if self.builder is not None else built.storage
+            self.policy, self.explore = explore_as_actor(built.policy, rank, num_actors, dcfg, n)
         else:
             self.policy = RemotePolicy(server, rank, n)
         self.version = -1
@@ -109,23 +116,26 @@ class EnvActor:
         self.learner.load_state_dict(state)
         self.version = weights[0]
 
-    def _actions(self, random: bool) -> np.ndarray:
-        if random:
+    def _actions(self, env_step: int, random: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        if random and self.builder is None:
             n, space = self.num_envs, self.space
             if isinstance(space, gym.spaces.Discrete):
-                return space.start + self.rng.integers(0, space.n, n)
+                return space.start + self.rng.integers(0, space.n, n), {}
             low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
-            return self.rng.uniform(low, high, (n, *low.shape)).astype(np.float32)
-        act, _, self.state = self.policy.act(as_obs_tensor(self.obs), self.state, True, self.env_steps)
+            return self.rng.uniform(low, high, (n, *low.shape)).astype(np.float32), {}
+        act, extras, self.state = self.policy.act(as_obs_tensor(self.obs), self.state, True, env_step)
         action = act.numpy()
         if self.box:
             action = np.clip(action, self.space.low, self.space.high)
-        return action
+        return action, extras
 
     @torch.no_grad()
-    def collect(self, vector_steps: int, weights: tuple[int, list[Any]] | None, random: bool) -> dict[str, Any]:
+    def collect(
+        self, vector_steps: int, weights: tuple[int, list[Any]] | None, env_step: int, random: bool
+    ) -> dict[str, Any]:
         """``vector_steps`` steps of the envs with the newest weights (pulled if newer than held);
-        the chunk goes to the shard; returns what the driver counts."""
+        the chunk goes to the shard; returns what the driver counts. ``env_step``: the run's env
+        steps so far; ``random``: act uniformly (before learning starts)."""
         import ray
 
         t_start = time.perf_counter()
@@ -136,9 +146,10 @@ class EnvActor:
         keys = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "frames_continue")
         out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         ids: list[np.ndarray] = []
+        sequences: list[dict[str, Any]] = []
         t_env, has_life = 0.0, False
         for _ in range(vector_steps):
-            action = self._actions(random)
+            action, extras = self._actions(env_step, random)
             t0 = time.perf_counter()
             next_obs, reward, terminated, truncated, info = self.envs.step(action)
             t_env += time.perf_counter() - t0
@@ -153,17 +164,25 @@ class EnvActor:
             row = (self.obs, action, reward, real_next, terminated, truncated, life)
             for k, v in zip(keys, row, strict=True):
                 out[k].append(np.zeros(self.num_envs, bool) if v is None else np.asarray(v))
-            if self.scratch is not None:
+            if self.builder is not None:
+                sequences += self.builder.add(
+                    self.obs, action, reward, terminated, truncated, real_next, extras.get("state")
+                )
+            elif self.scratch is not None:
                 ids.append(self.scratch.add(self.obs, action, reward, real_next, terminated, truncated, life))
             self.tracker.step(reward, done, info)
             if done.any():
                 self.state = self.policy.reset_state(self.state, torch.from_numpy(done))
             self.obs = next_obs
-        chunk = {k: np.stack(v) for k, v in out.items() if has_life or k != "frames_continue"}
-        priorities = self._priorities(ids)
         if self.pending_add is not None:  # one chunk in flight: bounded memory, back-pressure
             ray.get(self.pending_add)
-        self.pending_add = self.shard.add.remote(self.rank, chunk, priorities, self.fresh)
+        if self.builder is not None:
+            prios = self._sequence_priorities(sequences)
+            self.pending_add = self.shard.add_sequences.remote(sequences, prios)
+        else:
+            chunk = {k: np.stack(v) for k, v in out.items() if has_life or k != "frames_continue"}
+            priorities = self._priorities(ids)
+            self.pending_add = self.shard.add.remote(self.rank, chunk, priorities, self.fresh)
         self.fresh = False
         steps = vector_steps * self.num_envs
         self.env_steps += steps
@@ -187,6 +206,19 @@ class EnvActor:
         rows, envs = flat // self.scratch.num_envs, flat % self.scratch.num_envs
         prios = td_priorities(self.learner, self.scratch.gather(rows, envs))
         return None if prios is None else prios.numpy().reshape(len(ids), -1)
+
+    def _sequence_priorities(self, sequences: list[dict[str, Any]]) -> np.ndarray | None:
+        """R2D2: the learner copy's mixed priorities of the new sequences (SEED: None, the max)."""
+        if self.learner is None or not sequences:
+            return None
+        fields = ("obs", "action", "reward", "terminated", "done", "mask", "first")
+        batch: dict[str, Any] = {f: torch.from_numpy(np.stack([q[f] for q in sequences], 1)) for f in fields}
+        batch["state"] = tuple(
+            torch.from_numpy(np.stack([q["state"][k] for q in sequences], 1))
+            for k in range(len(sequences[0]["state"]))
+        )
+        prios = td_priorities(self.learner, batch)
+        return None if prios is None else prios.numpy()
 
     def flush(self) -> bool:
         """Wait until the last chunk is stored (before a checkpoint reads the shards)."""

@@ -39,14 +39,23 @@ class ScaledNoisePolicy(Policy):
         return mode + self.scale * (sample - mode), extras, new_state
 
 
-def explore_as_actor(policy: Policy, rank: int, num_actors: int, dcfg: Any) -> tuple[Policy, dict[str, float]]:
+def explore_as_actor(
+    policy: Policy, rank: int, num_actors: int, dcfg: Any, num_envs: int = 0
+) -> tuple[Policy, dict[str, float]]:
     """The policy actor ``rank`` acts with, and its exploration parameters (for logs).
 
+    R2D2 (``epsilons``, one per env): Ape-X's epsilons over all ``num_actors * num_envs`` envs.
     DQN family (an ``epsilon`` schedule): a constant per-actor epsilon. Box actor-critics with a
     stochastic policy (SAC): a per-actor noise scale. Anything else acts as it is.
     """
     from d2rl.algorithms.dqn.learner import EpsilonSchedule
 
+    if hasattr(policy, "epsilons") and num_envs > 0:  # R2D2: one epsilon per env over all actors' envs
+        total = num_actors * num_envs
+        eps = [actor_epsilon(rank * num_envs + j, total, float(dcfg.epsilon_base), float(dcfg.epsilon_alpha))
+               for j in range(num_envs)]
+        policy.epsilons = torch.tensor(eps)  # type: ignore[assignment]
+        return policy, {"epsilon_min": min(eps), "epsilon_max": max(eps)}
     epsilon = getattr(policy, "epsilon", None)
     if isinstance(epsilon, EpsilonSchedule):
         eps = actor_epsilon(rank, num_actors, float(dcfg.epsilon_base), float(dcfg.epsilon_alpha))
@@ -63,9 +72,12 @@ def td_priorities(learner: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor 
     """``[B]`` initial priorities of n-step transitions from the learner copy's own TD errors (the
     value the learner would write back after sampling them), or None when the algorithm has none.
 
-    DQN family: ``learner.loss(batch).priorities`` (its distribution's TD error against the
+    R2D2 sequences: the learner's mixed sequence priorities. DQN family: ``learner.loss(batch).priorities`` (its distribution's TD error against the
     target network); SAC/TD3-style learners: mean ``|td|`` over the critics of ``learner.losses``.
     """
+    if isinstance(batch.get("state"), tuple):  # sequences (R2D2): [L, B] fields, loss -> (loss, priorities, m)
+        batch = {**batch, "weights": torch.ones(batch["reward"].shape[1])}
+        return learner.loss(batch)[1].detach().float()
     batch = {**batch, "weights": torch.ones(batch["reward"].shape[0])}
     if hasattr(learner, "loss") and hasattr(learner, "q_target"):
         return learner.loss(batch).priorities.detach().float()

@@ -145,7 +145,7 @@ def fit_distributed(
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     t_fit = time.perf_counter()
-    with ray_session(cfg.distributed) as started:
+    with ray_session(cfg.distributed):
         try:
             with _stop_on_signals():
                 loop.start()
@@ -159,7 +159,6 @@ def fit_distributed(
             raise StopTraining(reason) from e
         finally:
             loop.shutdown()
-        log.info("Ray instance %s", "stopped" if started else "left running (not started by d2rl)")
     fit_s = time.perf_counter() - t_fit
 
     returns = evaluate(built.policy, cfg.env, int(tcfg.final_eval_episodes), seed + 20_000,

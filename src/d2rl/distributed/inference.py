@@ -65,7 +65,7 @@ class InferenceServer:
             self.learner.load_state_dict(await ref[0])
             self.version = version
 
-    async def act(self, rank: int, obs: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, int]:
+    async def act(self, rank: int, obs: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, int, Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending.append((rank, obs, reset, fut, time.perf_counter()))
         if sum(p[1].shape[0] for p in self.pending) >= self.batch_size:
@@ -94,7 +94,7 @@ class InferenceServer:
         obs = torch.as_tensor(np.concatenate([p[1] for p in batch]))
         if obs.dtype == torch.float64:
             obs = obs.float()
-        state = None
+        state, parts = None, None
         if self.dims is not None:
             parts = [tree_flatten(self._state_of(p[0], n, p[2]))[0] for p, n in zip(batch, sizes, strict=True)]
             _, spec = tree_flatten(self.policy.initial_state(1))
@@ -103,13 +103,15 @@ class InferenceServer:
         action, _, new_state = self.policy.act(obs, state, True, self.env_steps)
         action_np = action.numpy()
         now, start = time.perf_counter(), 0
-        for (rank, _, _, fut, t0), n in zip(batch, sizes, strict=True):
+        for j, ((rank, _, _, fut, t0), n) in enumerate(zip(batch, sizes, strict=True)):
+            # the state each env acted from goes back with its actions (sequence replay stores it)
+            before = None if parts is None else tuple(leaf.numpy() for leaf in parts[j])
             if self.dims is not None:
                 leaves, spec = tree_flatten(new_state)
                 mine = [leaf.narrow(d, start, n).clone() for leaf, d in zip(leaves, self.dims, strict=True)]
                 self.states[rank] = tree_unflatten(mine, spec)
             if not fut.done():
-                fut.set_result((action_np[start : start + n], self.version))
+                fut.set_result((action_np[start : start + n], self.version, before))
             self.latency += now - t0
             start += n
         self.env_steps += start

@@ -75,6 +75,7 @@ class DistributedLoop:
         self.collecting = True
         self.saved_storage: dict[int, Any] | None = None
         self._t0 = time.perf_counter()
+        self._sizes_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +144,9 @@ class DistributedLoop:
             self.total_rounds = self.round + 1  # this is the last learner step
         self.timings["wait"] += time.perf_counter() - t0
         assert self.roles is not None
+        if time.monotonic() - self._sizes_at > 1.0:  # shard sizes: sampling weights, len(storage)
+            self.roles.stats()
+            self._sizes_at = time.monotonic()
         rc = self.cfg.replay
         frac = min(1.0, self.env_steps / max(1, self.total_env_steps))
         beta = float(rc.beta_initial) + (float(rc.beta_final) - float(rc.beta_initial)) * frac
@@ -170,7 +174,7 @@ class DistributedLoop:
     def _submit(self, rank: int) -> None:
         assert self.roles is not None
         random = self.env_steps < self.schedule.learning_starts_env_steps
-        ref = self.roles.actors[rank].collect.remote(self.chunk_vector_steps, self.weights, random)
+        ref = self.roles.actors[rank].collect.remote(self.chunk_vector_steps, self.weights, self.env_steps, random)
         self.inflight[ref] = rank
 
     def poll(self, timeout: float) -> None:
@@ -288,10 +292,12 @@ class DistributedLoop:
             # a dead or restarting actor's last chunk is simply not in the checkpoint
             with contextlib.suppress(RayError, GetTimeoutError):
                 ray.get(ref, timeout=60)
-        slots: dict[int, Any] = {}
+        slots: dict[Any, Any] = {}
         try:
-            for part in ray.get([s.state_dict.remote() for s in self.roles.shards], timeout=300):
-                slots.update(part)
+            parts = ray.get([s.state_dict.remote() for s in self.roles.shards], timeout=300)
+            for i, part in enumerate(parts):
+                for key, value in part.items():
+                    slots[f"sequences/{i}" if key == "sequences" else key] = value
         except (RayError, GetTimeoutError) as e:
             log.warning("replay not saved in this checkpoint: %s", str(e).splitlines()[0][:200])
             return {}

@@ -29,19 +29,25 @@ class ReplayShard:
         make_buffer: Callable[[int], ReplayBuffer],
         capacity_per_slot: int,
         seed: int,
-        saved: dict[int, dict[str, Any]] | None = None,
+        saved: dict[Any, dict[str, Any]] | None = None,
+        sequences: Any = None,
     ) -> None:
         import torch as _torch
 
         _torch.set_num_threads(1)
         self.make_buffer, self.capacity = make_buffer, capacity_per_slot
+        # R2D2: one SequenceReplay per shard (``sequences`` makes it; actors build the sequences)
+        self.sequences = sequences() if sequences is not None else None
         self.slots: dict[int, ReplayBuffer] = {}
         self.order: list[int] = []  # slot ranks by position (flat index = position * stride + id)
         self.rng = np.random.default_rng(seed)
         self.inserted = 0
         self.sampled = 0
         self.beta = None
-        for rank, state in sorted((saved or {}).items()):
+        for rank, state in sorted((saved or {}).items(), key=lambda kv: str(kv[0])):
+            if str(rank).startswith("sequences"):
+                self.sequences.load_state_dict(state)
+                continue
             buf = self._slot(rank, int(state["capacity"]))
             buf.load_state_dict(state["buffer"])
 
@@ -84,6 +90,12 @@ class ReplayShard:
         self.inserted += n
         return n
 
+    def add_sequences(self, sequences: list[dict[str, Any]], priorities: np.ndarray | None) -> int:
+        """R2D2: sequences from an actor's ``SequenceBuilder`` (priorities: mixed, or None = max)."""
+        self.sequences.add(sequences, priorities)
+        self.inserted += len(sequences)
+        return len(sequences)
+
     # -- reading (learner) --------------------------------------------------------------------
     def _weights_of(self, buf: ReplayBuffer) -> float:
         if isinstance(buf, PrioritizedReplayBuffer):
@@ -94,6 +106,10 @@ class ReplayShard:
         """A batch over all slots (None while the shard holds fewer than ``batch_size``)."""
         if self.size() < batch_size:
             return None
+        if self.sequences is not None:
+            out = self.sequences.sample(batch_size)
+            self.sampled += batch_size
+            return {k: (tuple(x.numpy() for x in v) if isinstance(v, tuple) else v.numpy()) for k, v in out.items()}
         ranks = list(self.order)
         mass = np.array([self._weights_of(self.slots[r]) for r in ranks])
         counts = self.rng.multinomial(batch_size, mass / mass.sum())
@@ -118,6 +134,9 @@ class ReplayShard:
         return batch
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        if self.sequences is not None:
+            self.sequences.update_priorities(indices, priorities)
+            return
         stride = self.stride
         pos, ids = np.divmod(np.asarray(indices, dtype=np.int64), stride)
         for p in np.unique(pos):
@@ -127,12 +146,17 @@ class ReplayShard:
                 buf.update_priorities(ids[mine], np.asarray(priorities)[mine])
 
     def size(self) -> int:
+        """Stored transitions (R2D2: sequences)."""
+        if self.sequences is not None:
+            return len(self.sequences)
         return sum(len(b) for b in self.slots.values())
 
     def stats(self) -> dict[str, float]:
         return {"size": float(self.size()), "inserted": float(self.inserted), "sampled": float(self.sampled)}
 
-    def state_dict(self) -> dict[int, dict[str, Any]]:
+    def state_dict(self) -> dict[Any, dict[str, Any]]:
+        if self.sequences is not None:
+            return {"sequences": self.sequences.state_dict()}
         return {
             rank: {"capacity": buf.capacity_setting, "buffer": buf.state_dict()}  # type: ignore[attr-defined]
             for rank, buf in self.slots.items()
@@ -140,6 +164,16 @@ class ReplayShard:
 
     def ping(self) -> bool:
         return True
+
+
+class ShardsView:
+    """The shards' total size, for learners that log ``len(experience.storage)``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class ShardBatches:
@@ -165,10 +199,14 @@ class ShardBatches:
         sizes = np.asarray(shard_sizes, dtype=np.float64)
         self.p = sizes / sizes.sum() if sizes.sum() > 0 else np.full(len(shards), 1.0 / len(shards))
         self.rng, self.timings = rng, timings
+        self.replay_size = float(sum(shard_sizes))
         self._shard_of: dict[int, int] = {}
         self.done = 0
 
-    storage = None  # no local storage: the shards hold it
+    @property
+    def storage(self) -> ShardsView:
+        """What a learner may ask of its storage here: its size (as of the last shard stats)."""
+        return ShardsView(int(self.replay_size))
 
     @property
     def prioritized(self) -> bool:
@@ -196,7 +234,10 @@ class ShardBatches:
                 issued += 1
             if out is None:
                 continue
-            batch = {k: torch.from_numpy(np.array(v)) for k, v in out.items()}
+            batch = {
+                k: tuple(torch.from_numpy(np.array(x)) for x in v) if isinstance(v, tuple) else torch.from_numpy(np.array(v))
+                for k, v in out.items()
+            }
             self._shard_of[id(batch["indices"])] = s
             self.done += 1
             yield batch

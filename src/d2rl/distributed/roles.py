@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,28 @@ def _make_buffer(
     from types import SimpleNamespace
 
     return make_replay(SimpleNamespace(**cfg), obs_space, act_space, num_envs, n_step, gamma, facts, seed)
+
+
+def _sequence_replay_factory(like: Any, capacity: int, seed: int) -> Callable[[], Any]:
+    """Makes, in the shard's process (arrays from the object store would be read-only), an empty
+    ``SequenceReplay`` shaped as ``like`` (the driver's) holding ``capacity`` sequences."""
+    from d2rl.buffers.sequence import SequenceReplay
+
+    return functools.partial(
+        SequenceReplay,
+        capacity,
+        like.length,
+        tuple(like.obs.shape[2:]),
+        like.obs.dtype,
+        tuple(like.action.shape[2:]),
+        like.action.dtype,
+        [tuple(s.shape[1:]) for s in like.states],
+        prioritized=like.prioritized,
+        alpha=like.alpha,
+        beta=like.beta,
+        priority_eps=like.priority_eps,
+        seed=seed,
+    )
 
 
 @dataclass
@@ -57,19 +80,30 @@ class Roles:
             ctx.observation_space,
             ctx.action_space,
             n_envs,
-            int(storage.n_step),
-            float(storage.gamma),
+            int(getattr(storage, "n_step", 1)),  # (sequence storage: no transition slots)
+            float(getattr(storage, "gamma", 0.99)),
             ctx.facts,
         )
         capacity = max(1, int(cfg["replay"]["capacity"]) // n_actors)
         shard_cls = ray.remote(ReplayShard).options(
             max_concurrency=1, **_options(dcfg.replay_cpus, 0.0, dcfg.replay_resources)
         )
+        seq_replay = getattr(storage, "replay", None)  # R2D2's SequenceReplay: one per shard
         shards = []
         for s in range(n_shards):
-            mine = {r: st for r, st in (saved or {}).items() if int(r) % n_shards == s}
+            mine = {
+                r: st
+                for r, st in (saved or {}).items()
+                if (r == f"sequences/{s}" if isinstance(r, str) else int(r) % n_shards == s)
+            }
+            sequences = None
+            if seq_replay is not None:
+                per_shard = int(cfg["replay"]["capacity"]) // max(1, storage.builder.stride) // n_shards
+                sequences = _sequence_replay_factory(seq_replay, max(1, per_shard), seed + 17 * s)
             shards.append(
-                shard_cls.remote(functools.partial(make, seed + 17 * s), capacity, seed + 31 * s, mine or None)
+                shard_cls.remote(
+                    functools.partial(make, seed + 17 * s), capacity, seed + 31 * s, mine or None, sequences
+                )
             )
         server = None
         if str(dcfg.backend) == "seed":
@@ -96,7 +130,7 @@ class Roles:
     def shard_weights(self) -> list[float]:
         """Shards are sampled in proportion to their size (equal until the first stats arrive)."""
         sizes = self.shard_sizes
-        return sizes if sum(sizes) > 0 else [1.0] * len(self.shards)
+        return sizes if sum(sizes) > 0 else [1e-9] * len(self.shards)
 
     def on_publish(self, weights: tuple[int, list[Any]]) -> None:
         if self.server is not None:

@@ -57,3 +57,7 @@ def ray_session(dcfg: Any) -> Iterator[bool]:
         yield not address
     finally:
         ray.shutdown()  # stops an instance d2rl started; only disconnects from a joined cluster
+        if address:
+            log.info("Ray: disconnected from %s; the cluster keeps running (not started by d2rl)", address)
+        else:
+            log.info("Ray: stopped the instance d2rl started")
