@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 
-class DeepSea(gym.Env[np.ndarray, int]):
+class DeepSea(gym.Env[np.ndarray, Any]):
     metadata = {"render_modes": []}
 
     def __init__(
@@ -77,7 +77,7 @@ def deep_sea_cells(obs: np.ndarray, size: int) -> set[tuple[int, int]]:
 
 def register() -> None:
     if "d2rl/DeepSea-v0" not in gym.registry:
-        gym.register("d2rl/DeepSea-v0", entry_point=DeepSea)
+        gym.register("d2rl/DeepSea-v0", entry_point="d2rl.envs.exploration:DeepSea")
 
 
 class DeepSeaVisits:

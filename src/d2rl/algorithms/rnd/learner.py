@@ -79,6 +79,8 @@ class RNDLearner(OnPolicyLearner):
     """PPO epochs on each rollout with the two-stream advantage; the predictor learns alongside."""
 
     cfg: RNDConfig
+    policy: ActorCriticPolicy
+    init_rollouts_seen: torch.Tensor
 
     def __init__(
         self,

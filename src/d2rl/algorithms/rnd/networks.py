@@ -23,7 +23,8 @@ class TwoValueActorCritic(ActorCritic):
 
     def __init__(self, base: ActorCritic) -> None:
         super().__init__(base.actor_encoder, base.critic_encoder, base.policy_head)
-        in_dim = self.value_head.in_features  # type: ignore[union-attr]
+        head: Any = self.value_head
+        in_dim = int(head.in_features)
         self.value_head = orthogonal_init(nn.Linear(in_dim, 2), gain=1.0)
 
 
