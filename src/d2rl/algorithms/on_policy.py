@@ -136,6 +136,15 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             extras["obs"] = x
         return action, extras, new_state
 
+    def action_scores(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """As the feed-forward policy's, through the core one step from ``state`` (default: initial)."""
+        if state is None:
+            state = self.initial_state(obs.shape[0])
+        first = torch.zeros(obs.shape[0], dtype=torch.bool)
+        features, _, _ = self.model.features(self.normalize(obs), state, first, critic=False)
+        head: Any = self.model.policy_head
+        return head.linear(features) if isinstance(head, CategoricalHead) else head(features)[0]  # type: ignore[no-any-return]
+
     def value(self, obs: torch.Tensor, state: Any = None) -> torch.Tensor:
         """``[B, *obs]`` raw observations one step from ``state`` (default: the initial state) -> ``[B]``."""
         if state is None:
