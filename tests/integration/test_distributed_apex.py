@@ -199,3 +199,53 @@ def test_shard_samples_by_priority_and_updates_them() -> None:
     again = shard.sample(64, 1.0)
     assert again is not None and (again["reward"] == 3.0).mean() < 0.5
     assert shard.stats()["inserted"] == 2 * T
+
+
+@pytest.mark.parametrize("preset", ["rainbow", "iqn", "fqf", "mdqn", "miqn"])
+def test_apex_runs_every_value_preset(make_cfg: Any, preset: str) -> None:
+    """The DQN family's switches through the same Ape-X loop (actor-side priorities from each
+    distribution's own TD error)."""
+    out = train(
+        make_cfg(
+            f"algo={preset}",
+            "env=cartpole",
+            "~tuned",
+            "distributed=apex",
+            "distributed.num_actors=2",
+            "distributed.actor_pull_period_env_steps=32",
+            "distributed.updates_per_learner_step=8",
+            "network.hidden_sizes=[32]",
+            "algo.learning_starts_env_steps=128",
+            "algo.batch_size=16",
+            "algo.update_period_env_steps=8",
+            "trainer.total_env_steps=512",
+            "trainer.checkpoint_period_env_steps=0",
+        )
+    )
+    assert out["env_steps"] >= 512 and out["learner_updates"] >= (512 - 128) // 8 - 8
+    assert np.isfinite(out["eval/return_mean"])
+
+
+@pytest.mark.parametrize("backend", ["apex", "seed"])
+def test_r2d2_sequences_through_the_shards(make_cfg: Any, backend: str) -> None:
+    """R2D2 on the memory task: actors build burnt-in sequences (with the recurrent state they
+    acted from; SEED: the inference actor's) and the learner trains on them."""
+    out = train(
+        make_cfg(
+            "algo=r2d2",
+            "env=memory_cue",
+            f"distributed={backend}",
+            "distributed.num_actors=2",
+            "distributed.actor_pull_period_env_steps=64",
+            "algo.learning_starts_env_steps=300",
+            "algo.batch_size=8",
+            "trainer.total_env_steps=1200",
+            "trainer.log_period_env_steps=256",
+            "trainer.checkpoint_period_env_steps=0",
+        )
+    )
+    run = Path(out["run_dir"])
+    assert out["env_steps"] >= 1200
+    assert out["learner_updates"] >= (1200 - 300) // 8 - 8  # r2d2: 1 update per 8 env steps
+    assert max(column(run, "replay/size")) >= 50  # sequences of 10-step episodes
+    assert column(run, "train/replay_sequences")

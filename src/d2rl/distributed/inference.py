@@ -79,7 +79,7 @@ class InferenceServer:
         if state is None:
             return self.policy.initial_state(n)
         if reset.any():
-            state = self.policy.reset_state(state, torch.from_numpy(reset))
+            state = self.policy.reset_state(state, torch.from_numpy(np.array(reset)))
         return state
 
     @torch.no_grad()
