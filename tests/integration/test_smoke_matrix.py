@@ -66,6 +66,7 @@ def tiny(total: int) -> dict[str, Any]:
         "num_steps": max(quarter // NUM_ENVS, 4),  # on-policy rollout per env
         "update_epochs": 1,
         "num_minibatches": 2,
+        "n_pi": 2,  # PPG's auxiliary phase and DAAC's value schedule happen within the run
         "batch_size": 16,
         "learning_starts_env_steps": quarter,
         "iteration_env_steps": quarter,
