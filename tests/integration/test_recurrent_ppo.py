@@ -144,3 +144,65 @@ def test_resumed_recurrent_run_is_bit_identical(make_cfg: Callable[..., DictConf
     for key in ("learner", "policy", "optimizers", "loop"):
         assert _differences(a[key], b[key]) == [], key
     assert _differences(mid["learner"], a["learner"]) != []  # the second half trained
+
+
+RECURRENT_PROBE = [
+    "~tuned",
+    "network.core=lstm",
+    "network.core_size=16",
+    "trainer.total_env_steps=6144",
+    "env.num_envs=8",
+    "algo.num_steps=32",
+    "algo.num_minibatches=4",
+    "algo.update_epochs=8",
+    "algo.lr=3e-3",
+    "algo.ent_coef=0.0",
+    "algo.clip_vloss=false",
+    "algo.gamma=0.9",
+    "algo.bptt_len=8",
+    "trainer.checkpoint_period_env_steps=0",
+    "trainer.final_eval_episodes=2",
+]
+
+
+@pytest.mark.parametrize(
+    ("probe", "extra"),
+    [
+        ("ConstantReward", []),
+        ("ObsDependentReward", []),
+        ("TwoStepDiscount", ["algo.gae_lambda=0.95"]),
+        ("ActionDependentReward", []),
+        ("ObsActionReward", []),
+    ],
+)
+def test_recurrent_ppo_passes_the_probes(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, probe: str, extra: list[str]
+) -> None:
+    """The five probes of tests/probes.py (as tests/integration/test_probes.py runs them for PPO),
+    with an LSTM core; values are read from the state an episode's step actually sees."""
+    from d2rl.train import load_policy
+
+    train(make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *RECURRENT_PROBE, *extra))
+    policy, _ = load_policy(checkpoint.load(tmp_path / "run"))
+
+    def first_step(*obs: float) -> tuple[list[float], list[int]]:
+        x = torch.tensor([[o] for o in obs])
+        with torch.no_grad():
+            return policy.value(x).tolist(), policy.act(x, explore=False)[0].tolist()
+
+    if probe == "ConstantReward":
+        assert first_step(0.0)[0][0] == pytest.approx(1.0, abs=0.1)
+    elif probe == "ObsDependentReward":
+        assert first_step(-1.0, 1.0)[0] == pytest.approx([-1.0, 1.0], abs=0.15)
+    elif probe == "TwoStepDiscount":  # obs 0, then obs 1 from the state after the first step
+        x0 = torch.zeros(1, 1)
+        with torch.no_grad():
+            _, _, state = policy.act(x0, policy.initial_state(1), explore=False)
+            second = policy.value(torch.ones(1, 1), state).item()
+        assert [first_step(0.0)[0][0], second] == pytest.approx([0.9, 1.0], abs=0.1)
+    elif probe == "ActionDependentReward":
+        values, actions = first_step(0.0)
+        assert actions == [1] and values[0] == pytest.approx(1.0, abs=0.2)
+    else:
+        values, actions = first_step(-1.0, 1.0)
+        assert actions == [0, 1] and values == pytest.approx([1.0, 1.0], abs=0.2)
