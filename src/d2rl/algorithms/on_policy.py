@@ -275,6 +275,8 @@ class OnPolicyLearner(Learner):
     """What PPO-style learners share: their acting policy (whose networks they train), the config,
     optional reward scaling, and GAE on each fresh rollout. Subclasses write ``training_step``."""
 
+    policy: ActorCriticPolicy
+
     def __init__(self, policy: ActorCriticPolicy, cfg: Any, num_envs: int) -> None:
         super().__init__()
         self.policy, self.cfg = policy, cfg
