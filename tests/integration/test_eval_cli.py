@@ -61,6 +61,17 @@ def test_episodes_and_seed_are_reproducible_and_render_without_display(tmp_path:
     said = [x for x in d.stderr.splitlines() if "render=true" in x]
     assert len(said) == 1 and "no display" in said[0]
     assert returns_of(d.stdout) == returns_of(a.stdout)  # the same episodes, without a window
+    if importlib.util.find_spec("pygame") is not None:  # the window path, on SDL's dummy display
+        w = run(
+            "d2rl-eval",
+            "checkpoint=run",
+            "episodes=2",
+            "render=true",
+            cwd=tmp_path,
+            env={"DISPLAY": ":99", "SDL_VIDEODRIVER": "dummy"},
+        )
+        assert w.returncode == 0 and "no display" not in w.stderr, w.stderr
+        assert "over 2 episodes" in w.stdout
     g = run("d2rl-eval", "checkpoint=run", "episodes=1", "gradcam=true", cwd=tmp_path)
     assert g.returncode == 2 and "Grad-CAM needs a conv network" in g.stderr
     assert len(g.stderr.strip().splitlines()) == 1 and "Traceback" not in g.stderr

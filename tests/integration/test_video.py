@@ -55,10 +55,23 @@ SUITES = {
         True,
     ),
     # procgen refuses env.max_episode_steps; in leaper a stochastic untrained agent dies within ~250 steps
-    "procgen": (["env=procgen_leaper", "env.kwargs.distribution_mode=easy"], "procgen", (512, 512), False),
+    "procgen": (
+        ["env=procgen_leaper", "env.kwargs.distribution_mode=easy", "network=nature_cnn"],
+        "procgen",
+        (512, 512),
+        False,
+    ),
     "dmc": (["env=dmc_cartpole_swingup", "env.max_episode_steps=20"], "dm_control", (240, 320), True),
     "carracing": (["env=carracing", "env.max_episode_steps=20"], "Box2D", (400, 600), True),
 }
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # pixel networks on a busy CI machine: threads only contend
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("suite", list(SUITES))
