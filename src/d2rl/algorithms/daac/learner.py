@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,7 +60,8 @@ class DAACLearner(OnPolicyLearner):
         super().__init__(policy, cfg, num_envs)
         model = policy.model
         check_separate(model, "daac")
-        self.advantage_head = AdvantageHead(int(model.actor_encoder.out_dim), num_actions, discrete)
+        out_dim: Any = model.actor_encoder.out_dim
+        self.advantage_head = AdvantageHead(int(out_dim), num_actions, discrete)
         self.updates = 0  # policy updates so far (the value network trains when updates % n_pi == 0)
         self.last_value_loss = float("nan")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +45,8 @@ class PPGLearner(OnPolicyLearner):
         model = policy.model
         check_separate(model, "ppg")
         # the policy network's auxiliary value head (trained in the auxiliary phase only)
-        self.aux_value_head = orthogonal_init(nn.Linear(int(model.actor_encoder.out_dim), 1), gain=1.0)
+        out_dim: Any = model.actor_encoder.out_dim
+        self.aux_value_head = orthogonal_init(nn.Linear(int(out_dim), 1), gain=1.0)
         # the policy phase's rollouts: obs [n_pi * T * N, *obs] (their storage dtype: uint8 pixels
         # stay uint8) and value targets [n_pi * T * N]; allocated at the first rollout, not checkpointed
         self.aux_obs: torch.Tensor | None = None
@@ -58,7 +60,7 @@ class PPGLearner(OnPolicyLearner):
         aux_phase = torch.optim.Adam(aux_params, lr=c.aux_lr, eps=c.adam_eps)
         return [policy_phase, aux_phase]
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn.Parameter]) -> None:
         check_stop()  # a long phase still answers Ctrl-C / SIGTERM within a minibatch
         opt.zero_grad()
         loss.backward()
