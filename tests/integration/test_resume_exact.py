@@ -49,6 +49,22 @@ CASES: dict[str, tuple[list[str], int]] = {
         ["algo=sac", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"],
         300,
     ),
+    "td3": (
+        ["algo=td3", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"],
+        300,
+    ),
+    "ppo_lstm": (
+        ["algo=ppo", "network.core=lstm", "env=cartpole", "env.num_envs=4", "algo.num_steps=32"],
+        256,
+    ),
+    # N at the end of a PPG phase (n_pi rollouts + the auxiliary phase): stored rollouts are not saved
+    "ppg": (["algo=ppg", "env=cartpole", "env.num_envs=4", "algo.num_steps=32", "algo.n_pi=2"], 256),
+    "daac": (["algo=daac", "env=cartpole", "env.num_envs=4", "algo.num_steps=32"], 256),
+    "rnd": (["algo=rnd", "env=cartpole", "env.num_envs=4", "algo.num_steps=32"], 256),
+    "r2d2": (
+        ["algo=r2d2", "env=cartpole", "algo.learning_starts_env_steps=200", "replay.capacity=2000"],
+        600,
+    ),
 }
 
 
