@@ -145,7 +145,7 @@ class DistributedLoop:
         self.timings["wait"] += time.perf_counter() - t0
         assert self.roles is not None
         if time.monotonic() - self._sizes_at > 1.0:  # shard sizes: sampling weights, len(storage)
-            self.roles.stats()
+            self.roles.refresh_sizes()
             self._sizes_at = time.monotonic()
         rc = self.cfg.replay
         frac = min(1.0, self.env_steps / max(1, self.total_env_steps))

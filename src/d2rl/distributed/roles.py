@@ -136,16 +136,28 @@ class Roles:
         if self.server is not None:
             self.server.set_weights.remote(weights[0], weights[1])
 
+    def refresh_sizes(self) -> None:
+        """Non-blocking: take the shard sizes asked for last time if they arrived, ask again."""
+        import ray
+
+        pending = getattr(self, "_size_refs", None)
+        if pending:
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+            if len(ready) < len(pending):
+                return
+            self.shard_sizes = [st["size"] for st in ray.get(pending)]
+        self._size_refs = [s.stats.remote() for s in self.shards]
+
     def stats(self) -> dict[str, float]:
         import ray
 
         out: dict[str, float] = {}
-        shard_stats = ray.get([s.stats.remote() for s in self.shards], timeout=30)
+        shard_stats = ray.get([s.stats.remote() for s in self.shards], timeout=600)
         self.shard_sizes = [st["size"] for st in shard_stats]
         for k in ("size", "inserted", "sampled"):
             out[k] = sum(st[k] for st in shard_stats)
         if self.server is not None:
-            out.update(ray.get(self.server.stats.remote(), timeout=30))
+            out.update(ray.get(self.server.stats.remote(), timeout=600))
         return out
 
     def stop(self) -> None:
