@@ -80,11 +80,21 @@ def test_sigkill_at_random_moments_then_resume_to_completion(tmp_path: Path) -> 
         resumes += resuming
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < 5:
-            deadline = time.monotonic() + (rng.uniform(4, 15) if attempt % 2 == 0 else 120)
+            # attempt 0: at a random moment of start-up or training; later attempts: once the run
+            # has a checkpoint, either a random moment after it (even) or the instant the next
+            # checkpoint's temp file appears, i.e. mid-write (odd)
+            deadline = time.monotonic() + 300
+            delay = rng.uniform(2, 10) if attempt == 0 else rng.uniform(0.2, 4)
+            armed_at = time.monotonic() if attempt == 0 else None
             while proc.poll() is None and time.monotonic() < deadline:
-                if attempt % 2 == 1 and any((run / "checkpoints").glob(".step_*.tmp")):
-                    mid_write += 1
-                    break  # a checkpoint is being written right now
+                if armed_at is None and _has_checkpoint(run):
+                    armed_at = time.monotonic()
+                if armed_at is not None:
+                    if attempt % 2 == 1 and any((run / "checkpoints").glob(".step_*.tmp")):
+                        mid_write += 1
+                        break  # a checkpoint is being written right now
+                    if attempt % 2 == 0 and time.monotonic() > armed_at + delay:
+                        break
                 time.sleep(0.002)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
