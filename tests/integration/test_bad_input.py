@@ -159,7 +159,7 @@ def _cases() -> list[Case]:
                 "distributed.connect_timeout_s=2",
                 *QUIET,
             ],
-            "cannot start or join the Ray cluster at 10.255.255.1:6379",
+            "Ray cluster at",
             extra_lines_ok=True,
         ),
         # -- d2rl-eval -----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_missing_suite_package_gives_install_hint(tmp_path: Path) -> None:
 
 def test_wrong_key_or_type_fails_at_compose_time(tmp_path: Path) -> None:
     r = run("d2rl", "algo.lrr=1", cwd=tmp_path)
-    assert r.returncode != 0 and "Key 'lrr' not in 'PPOConfig'" in r.stderr
+    assert r.returncode == 2 and "unknown config key 'algo.lrr'; did you mean `algo.lr`?" in r.stderr
     r = run("d2rl", "trainer.total_env_steps=lots", cwd=tmp_path)
     assert r.returncode != 0 and "total_env_steps" in r.stderr
     assert not list(tmp_path.glob("outputs/*/*/checkpoints"))
