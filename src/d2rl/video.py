@@ -142,22 +142,22 @@ class Window:
             import pygame
         except ImportError as e:
             raise D2RLError("render=true needs pygame: pip install 'd2rl[video]'") from e
-        self.pygame, self.fps = pygame, fps
-        pygame.init()
-        pygame.display.set_caption(title)
-        self.screen: Any = None
+        self.pygame, self.fps, self.title = pygame, fps, title
         self.clock = pygame.time.Clock()
 
     def show(self, frame: np.ndarray) -> bool:
         """Draws ``frame``; False once the user closed the window."""
         pg = self.pygame
+        h, w = frame.shape[:2]
+        screen = pg.display.get_surface() if pg.display.get_init() else None
+        if screen is None or screen.get_size() != (w, h):  # (re)open: an env's close() quits pygame
+            pg.display.init()  # the display only (no audio)
+            pg.display.set_caption(self.title)
+            screen = pg.display.set_mode((w, h))
         for event in pg.event.get():
             if event.type == pg.QUIT:
                 return False
-        h, w = frame.shape[:2]
-        if self.screen is None:
-            self.screen = pg.display.set_mode((w, h))
-        self.screen.blit(pg.surfarray.make_surface(frame.transpose(1, 0, 2)), (0, 0))
+        screen.blit(pg.surfarray.make_surface(frame.transpose(1, 0, 2)), (0, 0))
         pg.display.flip()
         self.clock.tick(self.fps)
         return True
