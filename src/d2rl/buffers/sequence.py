@@ -136,6 +136,52 @@ class SequenceBuilder:
                     self._base[i] += drop
         return out
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The running episodes' steps (tensors only), for a resume that continues the envs' episodes."""
+        out = {
+            "base": torch.tensor(self._base, dtype=torch.int64),
+            "t": torch.tensor(self._t, dtype=torch.int64),
+            "next": torch.tensor(self._next, dtype=torch.int64),
+        }
+        for i, recs in enumerate(self._records):
+            if not recs:
+                continue
+            fields = list(zip(*recs, strict=True))  # obs, action, reward, terminated, done, state
+            out[f"env{i}.obs"] = torch.from_numpy(np.stack(fields[0]))
+            out[f"env{i}.action"] = torch.from_numpy(np.stack(fields[1]))
+            out[f"env{i}.reward"] = torch.tensor(fields[2], dtype=torch.float64)
+            out[f"env{i}.terminated"] = torch.tensor(fields[3])
+            out[f"env{i}.done"] = torch.tensor(fields[4])
+            for k, part in enumerate(zip(*fields[5], strict=True)):
+                out[f"env{i}.state{k}"] = torch.from_numpy(np.stack(part))
+        return out
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.reset()
+        self._base = [int(x) for x in state["base"]]
+        self._t = [int(x) for x in state["t"]]
+        self._next = [int(x) for x in state["next"]]
+        for i in range(self.num_envs):
+            if f"env{i}.obs" not in state:
+                continue
+            parts = []
+            while f"env{i}.state{len(parts)}" in state:
+                parts.append(state[f"env{i}.state{len(parts)}"].numpy())
+            obs, action = state[f"env{i}.obs"].numpy(), state[f"env{i}.action"].numpy()
+            reward, term = state[f"env{i}.reward"].tolist(), state[f"env{i}.terminated"].tolist()
+            done = state[f"env{i}.done"].tolist()
+            self._records[i] = [
+                (
+                    obs[j].copy(),
+                    action[j].copy(),
+                    reward[j],
+                    term[j],
+                    done[j],
+                    tuple(p[j].copy() for p in parts),
+                )
+                for j in range(obs.shape[0])
+            ]
+
     def _sequence(self, i: int, start: int, final_obs: np.ndarray | None) -> Sequence:
         """The sequence of env ``i`` whose trained part starts at episode step ``start``."""
         L, recs, base, t = self.length, self._records[i], self._base[i], self._t[i]
@@ -323,8 +369,9 @@ class SequenceStorage:
 
     ``takes_extras``: the Loop acts with the policy at every step (also before learning starts)
     and passes ``extras``; ``extras["state"]`` is the recurrent state the policy acted from.
-    Checkpoints hold the replay; episodes running at a checkpoint are not kept (a resumed run
-    restarts its envs, and ``cut_episodes`` drops their partial sequences).
+    Checkpoints hold the replay and the running episodes' steps: a resume that continues the envs'
+    episodes (exact resume) continues them too; one that restarts the envs calls ``cut_episodes``,
+    which drops them.
     """
 
     takes_extras = True
@@ -361,8 +408,19 @@ class SequenceStorage:
     ) -> None:
         self.replay.update_priorities(indices, priorities)
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The replay's sampling Generator (saved by an exact resume)."""
+        return self.replay.rng
+
     def state_dict(self) -> dict[str, Any]:
-        return self.replay.state_dict()
+        """The replay's tensors and, under ``builder.*``, the running episodes' steps."""
+        state = self.replay.state_dict()
+        state.update({f"builder.{k}": v for k, v in self.builder.state_dict().items()})
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.replay.load_state_dict(state)
+        self.replay.load_state_dict({k: v for k, v in state.items() if not k.startswith("builder.")})
+        builder = {k[len("builder.") :]: v for k, v in state.items() if k.startswith("builder.")}
+        if builder:
+            self.builder.load_state_dict(builder)

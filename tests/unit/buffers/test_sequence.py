@@ -228,3 +228,26 @@ def test_storage_takes_the_loop_step_and_state_from_extras() -> None:
     batch = storage.sample(4)
     assert sorted(batch["state"][0][0, :, 0].tolist()) == [10.0, 10.0, 12.0, 12.0]
     storage.cut_episodes()  # drops running episodes: a new stream starts at a first step
+
+
+def test_builder_state_round_trip_continues_running_episodes() -> None:
+    def stream(builder: SequenceBuilder, steps: range) -> list[dict]:
+        out = []
+        for t in steps:
+            obs = np.array([[t], [100 + t]], np.float32)
+            done = np.array([t % 7 == 6, t % 11 == 10])
+            state = (torch.full((1, 2, 3), float(t)),)
+            out += builder.add(obs, np.array([t % 2, 1]), np.ones(2), done, np.zeros(2, bool), obs, state)
+        return out
+
+    whole = stream(SequenceBuilder(2, 4, 2, 3, (1,)), range(40))
+    first = SequenceBuilder(2, 4, 2, 3, (1,))
+    part = stream(first, range(17))
+    second = SequenceBuilder(2, 4, 2, 3, (1,))
+    second.load_state_dict({k: v.clone() for k, v in first.state_dict().items()})
+    part += stream(second, range(17, 40))
+    assert len(part) == len(whole)
+    for a, b in zip(part, whole, strict=True):
+        for k in ("obs", "action", "reward", "terminated", "done", "mask", "first"):
+            assert np.array_equal(a[k], b[k]), k
+        assert all(np.array_equal(x, y) for x, y in zip(a["state"], b["state"], strict=True))
