@@ -124,7 +124,8 @@ class EvalCallback(PeriodicCallback):
 
 class CheckpointCallback(PeriodicCallback):
     """Writes a checkpoint every ``period`` env steps and at the end of training, keeping the newest
-    ``keep`` (0: all) plus ``best.pt``: the one written after the best periodic evaluation."""
+    ``keep`` (0: all) plus, when pruning, ``best.pt``: the one written after the best periodic
+    evaluation."""
 
     def __init__(
         self,
@@ -146,8 +147,11 @@ class CheckpointCallback(PeriodicCallback):
 
     def save(self, trainer: L.Trainer) -> Path:
         latest = self.evaluator.last_return if self.evaluator is not None else None
-        best = latest is not None and latest is not self._judged and (
-            self.best_return is None or latest > self.best_return
+        best = (
+            self.keep > 0
+            and latest is not None
+            and latest is not self._judged
+            and (self.best_return is None or latest > self.best_return)
         )
         if best:
             self.best_return = latest
