@@ -9,9 +9,8 @@
   return better than -400 (a random policy scores about -1200; the local tuned run reaches about
   -150 in 20k steps).
 
-NOT YET MEASURED on a quiet machine (written on a 2-core machine shared by ~8 sessions at load
-10-18, where one such run takes longer than the time that was left); run them with
-``pytest -m slow tests/slow/test_learning_distributed.py`` and record the finals here.
+Measured (2 cores, load ~1-3): Ape-X DQN seed 1: final 500.0 (evaluations at 10k-50k: 456, 227,
+500, 500, 500), 50,048 env steps and 24,524 learner updates in 197 s. SEED-SAC: not yet measured.
 """
 
 from __future__ import annotations
