@@ -175,4 +175,4 @@ def test_async_vectorization(make_cfg) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_recurrent_core_is_refused_by_a_feed_forward_algorithm(make_cfg) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(D2RLError, match="no recurrent policy, so network.core=lstm cannot be used"):
-        train(make_cfg(*SMALL, "network.core=lstm"))
+        train(make_cfg(*SMALL, "algo=ppg", "network.core=lstm"))
