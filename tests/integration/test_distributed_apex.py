@@ -139,7 +139,7 @@ def test_apex_sac_pendulum(make_cfg: Any) -> None:
     assert np.isfinite(out["eval/return_mean"])
 
 
-@pytest.mark.parametrize("algo", ["dqn", "sac"])
+@pytest.mark.parametrize("algo", ["dqn", pytest.param("sac", marks=pytest.mark.slow)])
 def test_seed_batches_inference_across_actors(make_cfg: Any, algo: str) -> None:
     env = ["env=cartpole", "network.hidden_sizes=[32]"] if algo == "dqn" else ["env=pendulum", "algo.hidden_sizes=[32]"]
     out = train(
@@ -201,7 +201,10 @@ def test_shard_samples_by_priority_and_updates_them() -> None:
     assert shard.stats()["inserted"] == 2 * T
 
 
-@pytest.mark.parametrize("preset", ["rainbow", "iqn", "fqf", "mdqn", "miqn"])
+# rainbow (noisy, distributional, dueling) in every run; the other presets share its learner: slow
+@pytest.mark.parametrize(
+    "preset", ["rainbow", *(pytest.param(p, marks=pytest.mark.slow) for p in ("iqn", "fqf", "mdqn", "miqn"))]
+)
 def test_apex_runs_every_value_preset(make_cfg: Any, preset: str) -> None:
     """The DQN family's switches through the same Ape-X loop (actor-side priorities from each
     distribution's own TD error)."""
@@ -226,7 +229,7 @@ def test_apex_runs_every_value_preset(make_cfg: Any, preset: str) -> None:
     assert np.isfinite(out["eval/return_mean"])
 
 
-@pytest.mark.parametrize("backend", ["apex", "seed"])
+@pytest.mark.parametrize("backend", ["apex", pytest.param("seed", marks=pytest.mark.slow)])
 def test_r2d2_sequences_through_the_shards(make_cfg: Any, backend: str) -> None:
     """R2D2 on the memory task: actors build burnt-in sequences (with the recurrent state they
     acted from; SEED: the inference actor's) and the learner trains on them."""

@@ -64,6 +64,7 @@ class _CheckBuffer(L.Callback):
         self.checked = True
 
 
+@pytest.mark.slow  # ~35 s; test_resume_exact.py[dqn_prioritized] checks the same in every run
 def test_resume_restores_replay_and_priorities(make_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(make_cfg(*SMALL), callbacks=[_StopAfter(3)])  # checkpoint at 256, crash at 384

@@ -169,10 +169,12 @@ RECURRENT_PROBE = [
     ("probe", "extra"),
     [
         ("ConstantReward", []),
-        ("ObsDependentReward", []),
-        ("TwoStepDiscount", ["algo.gae_lambda=0.95"]),
-        ("ActionDependentReward", []),
-        ("ObsActionReward", []),
+        # the rest are slow (~10 s each): the memory probe and the rollout-vs-update unit test
+        # check the recurrent path in every run
+        pytest.param("ObsDependentReward", [], marks=pytest.mark.slow),
+        pytest.param("TwoStepDiscount", ["algo.gae_lambda=0.95"], marks=pytest.mark.slow),
+        pytest.param("ActionDependentReward", [], marks=pytest.mark.slow),
+        pytest.param("ObsActionReward", [], marks=pytest.mark.slow),
     ],
 )
 def test_recurrent_ppo_passes_the_probes(

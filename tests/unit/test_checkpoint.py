@@ -1,6 +1,7 @@
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,10 +11,14 @@ from d2rl import checkpoint
 from d2rl.errors import D2RLError
 
 
+def _full(**extra: Any) -> dict[str, Any]:
+    """A checkpoint with the keys load() requires (checkpoint.REQUIRED_KEYS), plus ``extra``."""
+    return {**{k: {} for k in checkpoint.REQUIRED_KEYS}, **extra}
+
 def test_save_then_load_roundtrip_and_last_points_to_newest(tmp_path: Path) -> None:
     d = tmp_path / "checkpoints"
-    checkpoint.save(d, {"agent": {"w": torch.ones(2)}, "counters": {"env_steps": 1}}, 1)
-    p2 = checkpoint.save(d, {"agent": {"w": torch.zeros(2)}, "counters": {"env_steps": 2}}, 2)
+    checkpoint.save(d, _full(agent={"w": torch.ones(2)}, counters={"env_steps": 1}), 1)
+    p2 = checkpoint.save(d, _full(agent={"w": torch.zeros(2)}, counters={"env_steps": 2}), 2)
     assert sorted(f.name for f in d.iterdir()) == ["last.pt", "step_000000000001.pt", "step_000000000002.pt"]
     state = checkpoint.load(tmp_path)  # a run dir resolves to checkpoints/last.pt
     assert state["counters"]["env_steps"] == 2
@@ -25,7 +30,7 @@ def test_save_then_load_roundtrip_and_last_points_to_newest(tmp_path: Path) -> N
 def test_rng_state_roundtrips_through_a_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(0)
     np.random.seed(0)
-    checkpoint.save(tmp_path, {"rng": checkpoint.rng_state()}, 0)
+    checkpoint.save(tmp_path, _full(rng=checkpoint.rng_state()), 0)
     a = (torch.rand(3), np.random.rand(3))
     checkpoint.set_rng_state(checkpoint.load(tmp_path / "last.pt")["rng"])
     b = (torch.rand(3), np.random.rand(3))
@@ -34,14 +39,14 @@ def test_rng_state_roundtrips_through_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_failed_write_keeps_previous_checkpoints(tmp_path: Path) -> None:
-    checkpoint.save(tmp_path, {"x": torch.ones(1)}, 1)
+    checkpoint.save(tmp_path, _full(x=torch.ones(1)), 1)
 
     class Unsaveable:
         def __reduce__(self):  # type: ignore[no-untyped-def]
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        checkpoint.save(tmp_path, {"x": Unsaveable()}, 2)
+        checkpoint.save(tmp_path, _full(x=Unsaveable()), 2)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["last.pt", "step_000000000001.pt"]
     assert torch.equal(checkpoint.load(tmp_path / "last.pt")["x"], torch.ones(1))
 
