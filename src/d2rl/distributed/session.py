@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -29,6 +30,30 @@ def _probe(address: str, timeout_s: float) -> None:
         ) from None
 
 
+def cpu_demand(dcfg: Any) -> float:
+    """Logical CPUs the run's Ray actors ask for: actors, replay shards and (SEED) the inference
+    actor. The learner is the driver process and asks for none."""
+    demand = int(dcfg.num_actors) * float(dcfg.actor_cpus)
+    demand += max(1, int(dcfg.num_replay_shards)) * float(dcfg.replay_cpus)
+    if str(dcfg.backend) == "seed":
+        demand += float(dcfg.inference_cpus)
+    return demand
+
+
+def _check_capacity(dcfg: Any, cluster_cpus: float) -> None:
+    """An actor Ray cannot place would wait forever and stall the run at its last chunk: refuse."""
+    demand = cpu_demand(dcfg)
+    if demand > cluster_cpus + 1e-9:
+        raise D2RLError(
+            f"the run asks Ray for {demand:g} CPUs (distributed.num_actors={dcfg.num_actors} x "
+            f"actor_cpus={dcfg.actor_cpus}, {max(1, int(dcfg.num_replay_shards))} replay shard(s) x "
+            f"replay_cpus={dcfg.replay_cpus}"
+            + (f", inference_cpus={dcfg.inference_cpus}" if str(dcfg.backend) == "seed" else "")
+            + f") but the cluster has {cluster_cpus:g}; lower distributed.actor_cpus or num_actors, "
+            "or add nodes"
+        )
+
+
 @contextmanager
 def ray_session(dcfg: Any) -> Iterator[bool]:
     """Yields whether d2rl started the instance (then it is shut down on exit, Ctrl-C included).
@@ -38,6 +63,7 @@ def ray_session(dcfg: Any) -> Iterator[bool]:
     import ray
 
     if ray.is_initialized():
+        _check_capacity(dcfg, float(ray.cluster_resources().get("CPU", 0.0)))
         yield False
         return
     address = dcfg.address or os.environ.get("RAY_ADDRESS") or None
@@ -47,6 +73,11 @@ def ray_session(dcfg: Any) -> Iterator[bool]:
         kwargs["address"] = str(address)
     elif dcfg.num_cpus is not None:
         kwargs["num_cpus"] = int(dcfg.num_cpus)
+    else:
+        # Ray's CPUs are scheduling tokens. A local instance gets at least what the run asks for,
+        # so distributed.num_actors=4 on a 2-core laptop oversubscribes the cores (the user's
+        # choice) instead of leaving an actor unplaced and the run waiting for it forever.
+        kwargs["num_cpus"] = max(os.cpu_count() or 1, math.ceil(cpu_demand(dcfg)))
     try:
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as e:
@@ -54,6 +85,7 @@ def ray_session(dcfg: Any) -> Iterator[bool]:
         raise D2RLError(f"cannot start or join {where}: {str(e).splitlines()[0][:300]}") from None
     log.info("Ray %s: %s", "joined" if address else "started", ray.cluster_resources())
     try:
+        _check_capacity(dcfg, float(ray.cluster_resources().get("CPU", 0.0)))
         yield not address
     finally:
         ray.shutdown()  # stops an instance d2rl started; only disconnects from a joined cluster
