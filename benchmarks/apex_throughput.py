@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,10 @@ def main() -> None:
     args = p.parse_args()
     import ray
 
-    ray.init(include_dashboard=False, logging_level="ERROR")
+    # Ray's CPUs are scheduling tokens: enough for every actor (0.5 each), the shard and (SEED) the
+    # inference actor, however many cores the machine has (oversubscribing them is the point here).
+    ray.init(include_dashboard=False, logging_level="ERROR",
+             num_cpus=max(os.cpu_count() or 1, math.ceil(max(args.actors) * 0.5 + 0.75)))
     results: list[dict[str, Any]] = []
     for env in args.env:
         for n in args.actors:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,10 @@ def main() -> None:
     args = p.parse_args()
     import ray
 
-    ray.init(include_dashboard=False, logging_level="ERROR")
+    # Ray's CPUs are scheduling tokens: enough for every actor (0.5 each), the shard and (SEED) the
+    # inference actor, however many cores the machine has (oversubscribing them is the point here).
+    ray.init(include_dashboard=False, logging_level="ERROR",
+             num_cpus=max(os.cpu_count() or 1, math.ceil(args.actors * 0.5 + 0.75)))
     results = []
     for b in args.batch:
         r = run_one(b, args.actors, args.envs_per_actor, args.steps, args.timeout_ms)
