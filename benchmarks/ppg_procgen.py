@@ -57,7 +57,7 @@ def compose_run(algo: str, args: argparse.Namespace, seed: int, out: Path) -> Di
         f"seed={seed}",
         f"output_dir={out}",
         f"trainer.total_env_steps={args.steps}",
-        f"trainer.eval_period_env_steps={max(args.steps // 10, 1)}",
+        f"trainer.eval_period_env_steps={max(args.steps // args.evals, 1)}",
         f"trainer.eval_episodes={args.episodes}",
         f"trainer.final_eval_episodes={args.episodes}",
         "trainer.eval_deterministic=false",
@@ -65,6 +65,7 @@ def compose_run(algo: str, args: argparse.Namespace, seed: int, out: Path) -> Di
         "trainer.progress_bar=false",
         "logger.tensorboard=false",
     ]
+    overrides += [o.split(":", 1)[1] for o in args.set if o.split(":", 1)[0] == algo]
     if args.num_envs:
         overrides.append(f"env.num_envs={args.num_envs}")
     if args.tiny:
@@ -214,6 +215,11 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, default=0, help="0: each algorithm's Procgen default")
     p.add_argument("--torch-threads", type=int, default=2)
     p.add_argument("--bench-s", type=float, default=5.0, help="seconds per network-rate measurement")
+    p.add_argument("--evals", type=int, default=10, help="test-level evaluations during training")
+    p.add_argument(
+        "--set", nargs="*", default=[], metavar="ALGO:KEY=VALUE",
+        help="an override for one algorithm, e.g. ppg:algo.n_pi=4 (say so with the results)",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny networks and rollouts: checks the script only")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ppg_procgen"))
     args = p.parse_args()
