@@ -135,9 +135,11 @@ class CheckpointCallback(PeriodicCallback):
         make_state: Callable[[L.Trainer], dict[str, Any]],
         keep: int = 0,
         evaluator: EvalCallback | None = None,
+        separate_storage: bool = False,
     ) -> None:
         super().__init__(loop, period, at_end=True)
         self.ckpt_dir, self.make_state, self.keep, self.evaluator = ckpt_dir, make_state, keep, evaluator
+        self.separate_storage = separate_storage  # the replay in its own file (replay.separate_file)
         self.last_path: Path | None = None
         self.best_return: float | None = None
         self._judged: float | None = None  # the evaluation best.pt was last decided on
@@ -158,7 +160,9 @@ class CheckpointCallback(PeriodicCallback):
         self._judged = latest
         state = self.make_state(trainer)
         state["loop"] = {**state.get("loop", {}), "best_return": self.best_return}
-        self.last_path = checkpoint.save(self.ckpt_dir, state, self.loop.env_steps, self.keep, best)
+        self.last_path = checkpoint.save(
+            self.ckpt_dir, state, self.loop.env_steps, self.keep, best, self.separate_storage
+        )
         return self.last_path
 
 

@@ -10,6 +10,7 @@ envs' own state (``env_state``) so a resumed run continues the very episodes it 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import random
 import re
@@ -27,6 +28,7 @@ FORMAT_VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
 REQUIRED_KEYS = ("algo", "config", "learner", "loop")
+log = logging.getLogger(__name__)
 _STEP_FILE = re.compile(r"^step_(\d{12})\.pt$")
 
 
@@ -114,13 +116,15 @@ def step_files(ckpt_dir: Path) -> list[Path]:
 
 
 def prune(ckpt_dir: Path, keep: int) -> list[Path]:
-    """Keep the newest ``keep`` step checkpoints (0: all); ``last.pt`` and ``best.pt`` are hard
-    links to their own bytes, so they survive. Returns the removed files."""
+    """Keep the newest ``keep`` step checkpoints (0: all) and their replay files; ``last.pt`` and
+    ``best.pt`` are hard links to their own bytes, so they survive (a pruned step's replay file does
+    not: resuming from such a ``best.pt`` starts with an empty replay). Returns the removed files."""
     if keep <= 0:
         return []
     old = step_files(ckpt_dir)[:-keep]
     for p in old:
         p.unlink(missing_ok=True)
+        (ckpt_dir / p.name.replace("step_", "replay_", 1)).unlink(missing_ok=True)
     for stale in ckpt_dir.glob(".*.tmp"):  # temp files of a writer killed mid-write
         if not _pid_alive(stale):
             stale.unlink(missing_ok=True)
@@ -142,7 +146,12 @@ def _pid_alive(tmp: Path) -> bool:
 
 
 def save(
-    ckpt_dir: Path, state: dict[str, Any], env_steps: int, keep: int = 0, best: bool = False
+    ckpt_dir: Path,
+    state: dict[str, Any],
+    env_steps: int,
+    keep: int = 0,
+    best: bool = False,
+    separate_storage: bool = False,
 ) -> Path:
     """Write ``step_<env_steps>.pt``, then point ``last.pt`` (and, with ``best``, ``best.pt``) at it,
     then drop all but the newest ``keep`` step files (0 keeps all). An existing file is never
@@ -151,18 +160,52 @@ def save(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     state = {FORMAT_KEY: FORMAT_VERSION, **state}
     path = ckpt_dir / f"step_{env_steps:012d}.pt"
-    try:
-        _atomic_torch_save(state, path)
-    except OSError as e:
-        raise D2RLError(
-            f"could not write checkpoint {path}: {e.strerror or e}; free space or pick another output_dir "
-            "(the previous checkpoints are intact)"
-        ) from e
+    replay = None
+    if separate_storage and state.get("storage"):
+        # the replay goes to its own file, written before the step file that names it and pruned
+        # with it: the step file (what evaluation, load_from and d2rl-eval read) stays small
+        replay = ckpt_dir / f"replay_{env_steps:012d}.pt"
+        _write(replay, {FORMAT_KEY: FORMAT_VERSION, "storage": state["storage"], "env_steps": env_steps})
+        state = {**state, "storage": {}, "storage_file": replay.name}
+    _write(path, state)
     if best:
         _point(ckpt_dir, BEST, path)
     _point(ckpt_dir, LAST, path)
     prune(ckpt_dir, keep)
     return path
+
+
+def _write(path: Path, obj: dict[str, Any]) -> None:
+    try:
+        _atomic_torch_save(obj, path)
+    except OSError as e:
+        raise D2RLError(
+            f"could not write checkpoint {path}: {e.strerror or e}; free space or pick another output_dir "
+            "(the previous checkpoints are intact)"
+        ) from e
+
+
+def load_storage(state: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The replay of a checkpoint written with ``replay.separate_file=true``, read (safely) from the
+    file it names beside ``path``; inline storage is returned as it is. A replay file that is gone
+    (pruned with its step file, while ``best.pt`` still links the step's bytes) gives ``{}`` with a
+    warning: the run resumes with an empty replay."""
+    name = state.get("storage_file")
+    if not name:
+        return state.get("storage") or {}
+    replay = resolve(path).parent / str(name)
+    if not replay.is_file():
+        log.warning(
+            "%s is gone (pruned by trainer.keep_checkpoints); resuming with an empty replay", replay
+        )
+        return {}
+    try:
+        data = torch.load(replay, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise D2RLError(f"'{replay}' is not a readable d2rl replay file ({str(e).splitlines()[0][:160]})") from e
+    if not isinstance(data, dict) or data.get(FORMAT_KEY) != FORMAT_VERSION or "storage" not in data:
+        raise D2RLError(f"'{replay}' is not a d2rl replay file")
+    return data["storage"]
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:

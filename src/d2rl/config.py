@@ -66,6 +66,7 @@ class ReplayConfig:
     capacity: int = 100_000  # transitions, over all envs
     dedup_frames: bool = True  # store stacked uint8 pixel obs [k, H, W] once per frame
     save_in_checkpoint: bool = True  # buffer contents (and priorities) go into checkpoints
+    separate_file: bool = False  # ... into checkpoints/replay_<step>.pt beside step_<step>.pt
     # prioritized (Schaul et al. 2016, proportional variant)
     alpha: float = 0.6  # priority exponent
     beta_initial: float = 0.4  # importance-sampling exponent, annealed linearly ...

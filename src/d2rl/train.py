@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -116,6 +116,74 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
+def make_run_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None) -> RunLogger:
+    """The run's logger (TensorBoard, metrics.csv, W&B when ``logger.wandb``), local or distributed."""
+    wandb_run = None
+    if cfg.logger.get("wandb"):
+        config = OmegaConf.to_container(cfg, resolve=True)
+        wandb_run = start_wandb(run_dir, config, str(cfg.logger.wandb_project), resume_step is not None)  # type: ignore[arg-type]
+    return RunLogger(run_dir, cfg.logger.tensorboard, cfg.logger.csv, resume_step=resume_step, wandb_run=wandb_run)
+
+
+def run_callbacks(
+    cfg: DictConfig,
+    loop: Any,
+    run_logger: RunLogger,
+    run_dir: Path,
+    make_state: Callable[[L.Trainer], dict[str, Any]],
+    seed: int,
+    resume_state: dict[str, Any] | None,
+    extra_metrics: Sequence[L.Callback] = (),
+) -> tuple[list[L.Callback], CheckpointCallback]:
+    """The callbacks every run has, local or distributed, in order: the NaN guard (before the
+    checkpoint, so a diverged update is never saved), the update timer, metrics (+ ``extra_metrics``),
+    periodic evaluation, checkpoints with retention and best.pt, and the evaluation video."""
+    tcfg = cfg.trainer
+    eval_cb = EvalCallback(
+        run_logger,
+        loop,
+        cfg.env,
+        int(tcfg.eval_period_env_steps),
+        int(tcfg.eval_episodes),
+        seed + 10_000,
+        bool(tcfg.eval_deterministic),
+    )
+    ckpt_cb = CheckpointCallback(
+        loop,
+        run_dir / "checkpoints",
+        int(tcfg.checkpoint_period_env_steps),
+        make_state,
+        keep=int(tcfg.get("keep_checkpoints", 0)),
+        evaluator=eval_cb,
+        separate_storage=bool((cfg.get("replay") or {}).get("separate_file", False)),
+    )
+    if resume_state is not None:
+        ckpt_cb.best_return = resume_state["loop"].get("best_return")
+    cbs: list[L.Callback] = [
+        NonFiniteGuard(loop, str(tcfg.get("nan_policy", "stop"))),
+        UpdateTimer(loop),  # its start/end hooks bracket training_step alone
+        MetricsCallback(run_logger, loop, int(tcfg.log_period_env_steps)),
+        *extra_metrics,
+        eval_cb,
+        ckpt_cb,
+    ]
+    if int(tcfg.get("eval_video_period_env_steps", 0)) > 0:
+        from d2rl.eval_video import EvalVideoCallback
+
+        cbs.append(
+            EvalVideoCallback(
+                run_logger,
+                loop,
+                cfg.env,
+                int(tcfg.eval_video_period_env_steps),
+                run_dir / "videos",
+                seed + 30_000,
+                bool(tcfg.eval_deterministic),
+            )
+        )
+    return cbs, ckpt_cb
+
+
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGINT/SIGTERM ask the run to stop at the next env step or minibatch (a second Ctrl-C
@@ -155,6 +223,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, An
     if cfg.get("resume"):
         ckpt_path = checkpoint.resolve(cfg.resume)
         resume_state = checkpoint.load(ckpt_path)
+        resume_state["storage"] = checkpoint.load_storage(resume_state, ckpt_path)
         saved = OmegaConf.create(resume_state["config"])
         saved.trainer.progress_bar = cfg.trainer.progress_bar
         saved.output_dir = str(ckpt_path.parent.parent)
@@ -238,13 +307,7 @@ def _fit(
         loop.start(seed + 7919 * loop.round)  # from a seed derived from the round it resumes at
 
     resume_step = loop.env_steps if resume_state is not None else None
-    wandb_run = None
-    if cfg.logger.get("wandb"):
-        config = OmegaConf.to_container(cfg, resolve=True)
-        wandb_run = start_wandb(run_dir, config, str(cfg.logger.wandb_project), resume_step is not None)  # type: ignore[arg-type]
-    run_logger = RunLogger(
-        run_dir, cfg.logger.tensorboard, cfg.logger.csv, resume_step=resume_step, wandb_run=wandb_run
-    )
+    run_logger = make_run_logger(cfg, run_dir, resume_step)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     save_storage = bool(getattr(ctx.replay_cfg, "save_in_checkpoint", True))
 
@@ -263,50 +326,11 @@ def _fit(
             "versions": package_versions(),
         }
 
-    eval_cb = EvalCallback(
-        run_logger,
-        loop,
-        cfg.env,
-        int(tcfg.eval_period_env_steps),
-        int(tcfg.eval_episodes),
-        seed + 10_000,
-        bool(tcfg.eval_deterministic),
-    )
-    ckpt_cb = CheckpointCallback(
-        loop,
-        run_dir / "checkpoints",
-        int(tcfg.checkpoint_period_env_steps),
-        make_state,
-        keep=int(tcfg.get("keep_checkpoints", 0)),
-        evaluator=eval_cb,
-    )
-    if resume_state is not None:
-        ckpt_cb.best_return = resume_state["loop"].get("best_return")
     progress = ProgressBar(loop, total, bool(tcfg.progress_bar))
-    all_callbacks: list[L.Callback] = [
-        NonFiniteGuard(loop, str(tcfg.get("nan_policy", "stop"))),  # before the checkpoint callback
-        UpdateTimer(loop),  # first: its start/end hooks bracket training_step alone
-        MetricsCallback(run_logger, loop, int(tcfg.log_period_env_steps)),
-        eval_cb,
-        ckpt_cb,
-        progress,
-    ]
+    run_cbs, ckpt_cb = run_callbacks(cfg, loop, run_logger, run_dir, make_state, seed, resume_state)
+    all_callbacks: list[L.Callback] = [*run_cbs, progress]
     if resume_state is not None:
         all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"], resume_state["rng"]))
-    if int(tcfg.get("eval_video_period_env_steps", 0)) > 0:
-        from d2rl.eval_video import EvalVideoCallback
-
-        period = int(tcfg.eval_video_period_env_steps)
-        video_cb = EvalVideoCallback(
-            run_logger,
-            loop,
-            cfg.env,
-            period,
-            run_dir / "videos",
-            seed + 30_000,
-            bool(tcfg.eval_deterministic),
-        )
-        all_callbacks.append(video_cb)
     all_callbacks += callbacks
     trainer = L.Trainer(
         accelerator=str(tcfg.accelerator),

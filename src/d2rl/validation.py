@@ -144,6 +144,17 @@ def _relations(cfg: DictConfig) -> list[str]:
                 f"algo.num_minibatches ({algo.num_minibatches}) must not exceed algo.num_steps x env.num_envs "
                 f"({algo.num_steps} x {env.num_envs} = {batch})"
             )
+    dist, trainer = cfg.get("distributed"), cfg.get("trainer")
+    if (
+        dist is not None
+        and str(dist.get("backend", "local")) != "local"
+        and trainer is not None
+        and trainer.get("total_episodes") is not None
+    ):
+        problems.append(
+            f"trainer.total_episodes is not supported with distributed={dist.backend} (actors finish "
+            "episodes asynchronously); stop at trainer.total_env_steps or trainer.total_learner_updates"
+        )
     for low, high in (("log_std_min", "log_std_max"), ("v_min", "v_max")):
         if low in algo and high in algo and float(algo[low]) >= float(algo[high]):
             problems.append(f"algo.{low} ({algo[low]}) must be below algo.{high} ({algo[high]})")

@@ -162,6 +162,23 @@ def _cases() -> list[Case]:
             "Ray cluster at",
             extra_lines_ok=True,
         ),
+        c(
+            "distributed_total_episodes",
+            ["distributed=apex", "algo=dqn", "trainer.total_episodes=10", *QUIET],
+            "trainer.total_episodes is not supported with distributed=apex",
+        ),
+        c(
+            "distributed_more_cpus_than_the_cluster",
+            [
+                "distributed=apex",
+                "algo=dqn",
+                "distributed.num_actors=4",
+                "distributed.num_cpus=2",
+                *QUIET,
+            ],
+            "asks Ray for 2.25 CPUs",
+            extra_lines_ok=True,
+        ),
         # -- d2rl-eval -----------------------------------------------------------------------------
         c("eval_without_checkpoint", [], "needs checkpoint=", command="d2rl-eval"),
         c("eval_missing_checkpoint", ["checkpoint={tmp}/nope.pt"], "does not exist", command="d2rl-eval"),

@@ -252,3 +252,39 @@ def test_r2d2_sequences_through_the_shards(make_cfg: Any, backend: str) -> None:
     assert out["learner_updates"] >= (1200 - 300) // 8 - 8  # r2d2: 1 update per 8 env steps
     assert max(column(run, "replay/size")) >= 50  # sequences of 10-step episodes
     assert column(run, "train/replay_sequences")
+
+
+class _PoisonAt(L.Callback):
+    """Fills the first parameter with NaN before learner step ``at`` (once)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.done = at, False
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.at and not self.done:
+            self.done = True
+            import torch
+
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
+
+
+def test_apex_has_the_local_runs_nan_guard_and_checkpoint_retention(make_cfg: Any) -> None:
+    """Ape-X runs get the same callbacks as local ones (``train.run_callbacks``): retention keeps
+    ``keep_checkpoints`` step files, and a NaN stops the run naming the metric, keeping the last good
+    checkpoint."""
+    from d2rl import checkpoint
+    from d2rl.nan_guard import NonFiniteError
+
+    keep = [*APEX_DQN[:-3], "trainer.checkpoint_period_env_steps=256", "trainer.keep_checkpoints=2",
+            "trainer.final_eval_episodes=1"]
+    cfg = make_cfg(*keep, "trainer.total_env_steps=1500")
+    train(cfg)
+    ckpt = Path(cfg.output_dir) / "checkpoints"
+    assert len(checkpoint.step_files(ckpt)) == 2 and (ckpt / "last.pt").is_file()
+
+    cfg = make_cfg(*keep, "trainer.total_env_steps=3000")
+    with pytest.raises(NonFiniteError, match=r"is nan at env step \d+ \(learner step 30\)"):
+        train(cfg, callbacks=[_PoisonAt(at=29)])
+    last = checkpoint.load(Path(cfg.output_dir))
+    assert all(bool(np.isfinite(v.numpy()).all()) for v in last["learner"].values() if v.is_floating_point())

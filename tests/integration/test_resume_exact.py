@@ -45,6 +45,18 @@ CASES: dict[str, tuple[list[str], int]] = {
         ],
         600,
     ),
+    # the replay (with priorities) in checkpoints/replay_<step>.pt beside the step file
+    "dqn_prioritized_separate_file": (
+        [
+            "algo=dqn",
+            "env=cartpole",
+            "replay=prioritized",
+            "replay.capacity=2000",
+            "replay.separate_file=true",
+            "algo.learning_starts_env_steps=200",
+        ],
+        600,
+    ),
     "sac": (
         ["algo=sac", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"],
         300,
@@ -67,7 +79,7 @@ CASES: dict[str, tuple[list[str], int]] = {
     ),
 }
 # the four the issue names run by default; the other families are slow-marked
-REQUIRED = ("ppo", "a2c", "dqn_prioritized", "sac")
+REQUIRED = ("ppo", "a2c", "dqn_prioritized", "sac", "dqn_prioritized_separate_file")
 
 
 def run_d2rl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -101,6 +113,9 @@ def truncated_copy(run: Path, at: Path, dest: Path) -> None:
     (dest / "checkpoints").mkdir(parents=True)
     shutil.copy(run / "config.yaml", dest / "config.yaml")
     shutil.copy(at, dest / "checkpoints" / at.name)
+    replay = at.with_name(at.name.replace("step_", "replay_", 1))
+    if replay.exists():
+        shutil.copy(replay, dest / "checkpoints" / replay.name)
     os.link(dest / "checkpoints" / at.name, dest / "checkpoints" / checkpoint.LAST)
 
 
@@ -129,6 +144,12 @@ def test_resumed_run_is_bit_identical(tmp_path: Path, case: str) -> None:
 
     a = checkpoint.load(full / "checkpoints" / checkpoint.LAST)
     b = checkpoint.load(resumed / "checkpoints" / checkpoint.LAST)
+    if "separate_file" in case:  # the step files hold no replay; the replay files do, identically
+        assert a["storage"] == {} and a["storage_file"] == "replay_000000001200.pt"
+        assert (full / "checkpoints" / "replay_000000000600.pt").is_file()
+        a["storage"] = checkpoint.load_storage(a, full / "checkpoints" / checkpoint.LAST)
+        b["storage"] = checkpoint.load_storage(b, resumed / "checkpoints" / checkpoint.LAST)
+        assert a["storage"] and b["storage"]  # non-empty: the buffer and its priorities
     assert a["loop"]["env_steps"] == b["loop"]["env_steps"] >= 2 * n
     for key in ("learner", "policy", "optimizers", "storage", "env", "rng"):
         assert differences(a[key], b[key]) == [], key

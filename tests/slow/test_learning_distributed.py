@@ -66,3 +66,22 @@ def test_seed_sac_improves_on_pendulum_within_20k_steps(make_cfg: Any) -> None:
         )
     )
     assert out["eval/return_mean"] > -400.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["apex", "seed"])
+def test_r2d2_on_ray_solves_memory_cue_of_length_10(make_cfg: Any, backend: str) -> None:
+    """R2D2 with 2 actors: the cue at step 0 decides the reward of step 9 (memoryless average 0).
+    The local run's tuned settings and budget (conf/tuned/r2d2_memory_cue.yaml, 16k env steps)."""
+    out = train(
+        make_cfg(
+            "algo=r2d2",
+            "env=memory_cue",
+            f"distributed={backend}",
+            "distributed.num_actors=2",
+            "trainer.final_eval_episodes=50",
+            "seed=1",
+        )
+    )
+    assert out["env_steps"] <= 16_000 + 2 * 64
+    assert out["eval/return_mean"] >= 0.9

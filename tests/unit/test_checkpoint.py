@@ -79,3 +79,27 @@ def test_missing_and_foreign_files_give_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "p.pkl").write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(D2RLError):
         checkpoint.load(tmp_path / "p.pkl")
+
+
+def test_replay_in_a_separate_file_is_pruned_with_its_step(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``replay.separate_file=true``: the step file names ``replay_<step>.pt`` and holds no replay;
+    retention removes a step's replay file with it; a pruned replay resumes as empty (warned)."""
+    ckpt = tmp_path / "checkpoints"
+    storage = {"obs": torch.arange(6.0), "priorities": torch.ones(6)}
+    for step in (100, 200, 300):
+        checkpoint.save(ckpt, _full(storage=storage), step, keep=2, separate_storage=True)
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == ["last.pt", "replay_000000000200.pt", "replay_000000000300.pt",
+                     "step_000000000200.pt", "step_000000000300.pt"]
+    last = checkpoint.load(ckpt)
+    assert last["storage"] == {} and last["storage_file"] == "replay_000000000300.pt"
+    got = checkpoint.load_storage(last, ckpt / checkpoint.LAST)
+    assert torch.equal(got["obs"], storage["obs"]) and torch.equal(got["priorities"], storage["priorities"])
+    inline = _full(storage=storage)
+    assert checkpoint.load_storage(inline, ckpt) is storage  # inline storage as it is
+    (ckpt / "replay_000000000300.pt").unlink()
+    assert checkpoint.load_storage(last, ckpt / checkpoint.LAST) == {}
+    assert "resuming with an empty replay" in caplog.text
+    (ckpt / "replay_000000000200.pt").write_bytes(pickle.dumps(object()))
+    with pytest.raises(D2RLError, match="not a readable d2rl replay file"):
+        checkpoint.load_storage(checkpoint.load(ckpt / "step_000000000200.pt"), ckpt / "step_000000000200.pt")

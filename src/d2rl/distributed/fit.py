@@ -16,14 +16,13 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from d2rl import checkpoint
-from d2rl.callbacks import CheckpointCallback, EvalCallback, MetricsCallback, UpdateTimer, summarize_returns
+from d2rl.callbacks import summarize_returns
 from d2rl.core import StopTraining
 from d2rl.distributed.loop import DistributedLoop
 from d2rl.distributed.metrics import DistributedMetrics, DistributedProgressBar
 from d2rl.distributed.session import ray_session
 from d2rl.errors import D2RLError
 from d2rl.evaluation import evaluate
-from d2rl.run_logger import RunLogger
 from d2rl.summary import git_commit, package_versions, plot_learning_curve, write_summary
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def fit_distributed(
     t_start: float,
 ) -> dict[str, Any]:
     """Same signature and result as ``d2rl.train._fit``."""
-    from d2rl.train import _stop_on_signals, build_algorithm
+    from d2rl.train import _stop_on_signals, build_algorithm, make_run_logger, run_callbacks
 
     if resume_state is not None:
         cfg = _with_cli_distributed_overrides(cfg)
@@ -90,7 +89,7 @@ def fit_distributed(
             raise D2RLError(f"load_from={cfg.load_from}: weights do not fit this algo/network/env ({e})") from e
 
     resume_step = loop.env_steps if resume_state is not None else None
-    run_logger = RunLogger(run_dir, cfg.logger.tensorboard, cfg.logger.csv, resume_step=resume_step)
+    run_logger = make_run_logger(cfg, run_dir, resume_step)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     save_storage = bool(cfg.replay.get("save_in_checkpoint", True))
 
@@ -108,24 +107,14 @@ def fit_distributed(
         }
 
     total = int(tcfg.total_env_steps)
-    ckpt_cb = CheckpointCallback(loop, run_dir / "checkpoints", int(tcfg.checkpoint_period_env_steps), make_state)  # type: ignore[arg-type]
     progress = DistributedProgressBar(loop, total, bool(tcfg.progress_bar))  # type: ignore[arg-type]
-    all_callbacks: list[L.Callback] = [
-        UpdateTimer(loop),  # type: ignore[arg-type]
-        MetricsCallback(run_logger, loop, int(tcfg.log_period_env_steps)),  # type: ignore[arg-type]
-        DistributedMetrics(run_logger, loop, int(tcfg.log_period_env_steps)),
-        EvalCallback(
-            run_logger,
-            loop,  # type: ignore[arg-type]
-            cfg.env,
-            int(tcfg.eval_period_env_steps),
-            int(tcfg.eval_episodes),
-            seed + 10_000,
-            bool(tcfg.eval_deterministic),
-        ),
-        ckpt_cb,
-        progress,
-    ]
+    # the same NaN guard, metrics, evaluation, checkpoint retention (keep_checkpoints, best.pt) and
+    # evaluation video as a local run
+    run_cbs, ckpt_cb = run_callbacks(
+        cfg, loop, run_logger, run_dir, make_state, seed, resume_state,
+        extra_metrics=[DistributedMetrics(run_logger, loop, int(tcfg.log_period_env_steps))],
+    )
+    all_callbacks: list[L.Callback] = [*run_cbs, progress]
     if resume_state is not None:
         all_callbacks.append(_RestoreOptimizers(resume_state["optimizers"]))
     all_callbacks += callbacks

@@ -161,6 +161,10 @@ class DistributedLoop:
             self.total_rounds,
             self.rng,
             self.timings,
+            # A learner step can be many updates long (Pong: 32 updates, 1.6 s): actors that finish a
+            # chunk meanwhile get their next one at once instead of idling until the step ends
+            # (each Pong actor ran one 64-step chunk per learner step: 39 env steps/s, 2 per update).
+            between=lambda: self.poll(0.0),
         )
 
     # -- actors -------------------------------------------------------------------------------

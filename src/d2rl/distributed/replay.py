@@ -193,7 +193,9 @@ class ShardBatches:
         total_rounds: int,
         rng: np.random.Generator,
         timings: dict[str, float],
+        between: Callable[[], None] | None = None,
     ) -> None:
+        self.between = between  # called after each batch: the driver takes finished actor chunks
         self.shards, self.count, self.batch_size, self.beta = shards, count, batch_size, beta
         self.env_steps, self.round, self.total_rounds = env_steps, round, total_rounds
         sizes = np.asarray(shard_sizes, dtype=np.float64)
@@ -241,6 +243,8 @@ class ShardBatches:
             self._shard_of[id(batch["indices"])] = s
             self.done += 1
             yield batch
+            if self.between is not None:
+                self.between()
 
     def update_priorities(self, batch: dict[str, torch.Tensor], priorities: torch.Tensor) -> None:
         s = self._shard_of.pop(id(batch["indices"]), None)

@@ -60,11 +60,10 @@ def apex_epsilons(
 ) -> torch.Tensor:
     """Ape-X's ``base ** (1 + alpha i / (total - 1))`` for ``i = offset .. offset + count - 1`` (``total``
     defaults to ``count``; one explorer gets ``base``). ``[count]``."""
+    from d2rl.distributed.exploration import actor_epsilon  # the one formula, for actors and envs
+
     total = total or count
-    i = torch.arange(offset, offset + count, dtype=torch.float64)
-    if total <= 1:
-        return torch.full((count,), base)
-    return (base ** (1.0 + alpha * i / (total - 1))).float()
+    return torch.tensor([actor_epsilon(i, total, base, alpha) for i in range(offset, offset + count)])
 
 
 class R2D2Policy(Policy):
