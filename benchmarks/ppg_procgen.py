@@ -114,8 +114,11 @@ def network_rates(cfg: DictConfig, batches: dict[str, int], min_s: float) -> dic
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def network_bound(cfg: DictConfig, rates: dict[str, float]) -> float:
-    """Env steps/s the network passes alone allow (seconds of network time per env step, inverted)."""
+def network_bound(cfg: DictConfig, rates: dict[str, float], env_steps: int) -> float:
+    """Env steps/s the network passes alone allow (seconds of network time per env step, inverted).
+
+    PPG's auxiliary phases are counted as they ran: one after every ``n_pi`` rollouts except the
+    last (as the paper's code), so a run of R rollouts had ``(R - 1) // n_pi`` of them."""
     a, n = cfg.algo, int(cfg.env.num_envs)
     batch = int(a.num_steps) * n
     act = 1.0 / rates[f"fwd@{n}"]
@@ -126,7 +129,10 @@ def network_bound(cfg: DictConfig, rates: dict[str, float]) -> float:
     else:  # ppg
         aux_fb = 1.0 / rates[f"fwdbwd@{max(1, batch // int(a.aux_minibatches_per_rollout))}"]
         per_step = 2 * act + (int(a.policy_epochs) + int(a.value_epochs)) * fb
-        per_step += act + int(a.aux_epochs) * 2 * aux_fb  # old policy once; both networks each aux epoch
+        rounds = max(1, env_steps // batch)
+        aux_share = ((rounds - 1) // int(a.n_pi)) * int(a.n_pi) / rounds  # env steps an aux phase replayed
+        # old policy once; both networks each aux epoch
+        per_step += aux_share * (act + int(a.aux_epochs) * 2 * aux_fb)
     return 1.0 / per_step
 
 
@@ -170,7 +176,7 @@ def run_one(algo: str, args: argparse.Namespace, seed: int, out: Path) -> dict[s
         aux = max(1, batch // int(cfg.algo.aux_minibatches_per_rollout))
         batches[f"fwdbwd@{aux}"] = aux
     rates = network_rates(cfg, batches, args.bench_s)
-    bound = network_bound(cfg, rates)
+    bound = network_bound(cfg, rates, int(result["env_steps"]))
     row.update(network_samples_per_s=rates, network_bound_env_steps_per_s=round(bound, 2))
     row["fraction_of_network_bound"] = round(row["train_env_steps_per_s"] / bound, 3)
     row["curves"] = curves(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,21 +271,24 @@ class _PoisonAt(L.Callback):
 
 
 def test_apex_has_the_local_runs_nan_guard_and_checkpoint_retention(make_cfg: Any) -> None:
-    """Ape-X runs get the same callbacks as local ones (``train.run_callbacks``): retention keeps
-    ``keep_checkpoints`` step files, and a NaN stops the run naming the metric, keeping the last good
-    checkpoint."""
+    """Ape-X runs get the same callbacks as local ones (``train.run_callbacks``): a NaN stops the run
+    naming the metric and keeps the last good checkpoint, and retention kept ``keep_checkpoints``
+    step files of the four written before it."""
     from d2rl import checkpoint
     from d2rl.nan_guard import NonFiniteError
 
-    keep = [*APEX_DQN[:-3], "trainer.checkpoint_period_env_steps=256", "trainer.keep_checkpoints=2",
-            "trainer.final_eval_episodes=1"]
-    cfg = make_cfg(*keep, "trainer.total_env_steps=1500")
-    train(cfg)
-    ckpt = Path(cfg.output_dir) / "checkpoints"
-    assert len(checkpoint.step_files(ckpt)) == 2 and (ckpt / "last.pt").is_file()
-
-    cfg = make_cfg(*keep, "trainer.total_env_steps=3000")
+    cfg = make_cfg(
+        *APEX_DQN[:-3],
+        "trainer.checkpoint_period_env_steps=256",
+        "trainer.keep_checkpoints=2",
+        "trainer.final_eval_episodes=1",
+        "trainer.total_env_steps=3000",
+    )
     with pytest.raises(NonFiniteError, match=r"is nan at env step \d+ \(learner step 30\)"):
         train(cfg, callbacks=[_PoisonAt(at=29)])
-    last = checkpoint.load(Path(cfg.output_dir))
+    ckpt = Path(cfg.output_dir) / "checkpoints"
+    steps = checkpoint.step_files(ckpt)
+    assert len(steps) == 2 and os.path.samefile(ckpt / "last.pt", steps[-1])
+    last = checkpoint.load(ckpt)
+    assert last["loop"]["env_steps"] >= 1024  # four periods passed before learner step 30
     assert all(bool(np.isfinite(v.numpy()).all()) for v in last["learner"].values() if v.is_floating_point())

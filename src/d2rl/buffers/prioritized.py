@@ -126,9 +126,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """``p_i = |delta_i| + eps`` for the flat ids returned in ``batch["indices"]``."""
         idx = np.asarray(indices, dtype=np.int64)
         p = np.abs(np.asarray(td_error, dtype=np.float64)) + self.priority_eps
-        self.max_priority = max(self.max_priority, float(p.max()))
+        # a non-finite TD error (a diverged update, stopped by the NaN guard at the end of its
+        # learner step) keeps the old priority: NaN in the sum tree would break every later sample
+        finite = np.isfinite(p)
+        if finite.any():
+            self.max_priority = max(self.max_priority, float(p[finite].max()))
         # only transitions still stored (not overwritten since sampling) keep a priority
-        alive = self.tree.get(idx) > 0
+        alive = (self.tree.get(idx) > 0) & finite
         self.tree.set(idx[alive], p[alive] ** self.alpha)
 
     def state_dict(self) -> dict[str, Any]:

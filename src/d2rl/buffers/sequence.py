@@ -332,9 +332,11 @@ class SequenceReplay:
             return
         ids = np.asarray(indices, np.int64)
         p = np.abs(np.asarray(priorities, np.float64)) + self.priority_eps
-        self.max_priority = max(self.max_priority, float(p.max()))
+        finite = np.isfinite(p)  # a diverged update's NaN keeps the old priority (see prioritized.py)
+        if finite.any():
+            self.max_priority = max(self.max_priority, float(p[finite].max()))
         slots = ids % self.capacity
-        alive = self.ids[slots] == ids  # not overwritten since it was sampled
+        alive = (self.ids[slots] == ids) & finite  # not overwritten since it was sampled
         self.tree.set(slots[alive], p[alive] ** self.alpha)
 
     def state_dict(self) -> dict[str, Any]:

@@ -110,3 +110,17 @@ def test_final_obs_rows_are_never_sampled_and_state_round_trips() -> None:
     other.load_state_dict(buf.state_dict())
     np.testing.assert_array_equal(other.tree.nodes, buf.tree.nodes)
     assert other.max_priority == buf.max_priority
+
+
+def test_non_finite_td_errors_keep_the_old_priority() -> None:
+    """A diverged update's NaN/inf TD errors must not reach the sum tree (sampling would break
+    for the rest of the run); finite ones in the same call are applied."""
+    buf = _buffer(alpha=1.0)
+    batch = buf.sample(3)
+    ids = batch["indices"]
+    before = buf.tree.get(np.asarray(ids)).copy()
+    buf.update_priorities(ids, torch.tensor([float("nan"), float("inf"), 3.0]))
+    after = buf.tree.get(np.asarray(ids))
+    assert after[0] == before[0] and after[1] == before[1] and after[2] == pytest.approx(3.0)
+    assert np.isfinite(buf.max_priority) and buf.max_priority == pytest.approx(3.0)
+    assert len(buf.sample(64)["indices"]) == 64
