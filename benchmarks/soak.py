@@ -8,13 +8,14 @@ One real ``d2rl`` process (DQN on CartPole by default: ``replay.capacity`` trans
 first minute or two, then every insert overwrites), checkpoints every ``--checkpoint-period`` env
 steps with ``trainer.keep_checkpoints=K``, stopped with SIGTERM after ``--minutes`` (the graceful
 stop writes a last checkpoint). Every ``--sample-s`` seconds it samples the process's resident
-memory (VmRSS of it and its children) and the run folder's size; afterwards it reads env steps
+memory (VmRSS, and PSS, which counts shared pages such as Ray's object store once, of it and
+its descendants: a local Ray cluster the run starts is among them) and the run folder's size; afterwards it reads env steps
 and wall time from the run's metrics.csv. Reported (JSON to ``--out`` and stdout):
 
 - ``rss_slope_mb_per_min``: least-squares slope of RSS against time after the replay is full
   (and after ``--settle-s`` more, for allocator warm-up); flat is |slope| well below 1 MB/min;
-- ``env_steps_per_s_by_window``: throughput in ``--windows`` equal windows of the run, and the
-  ratio last/first (1.0 = no decay);
+- ``env_steps_per_s_by_window``: throughput in ``--windows`` equal windows from the moment the
+  replay is full to the end, and the ratio last/first (1.0 = no decay);
 - ``run_dir_mb_max`` and ``checkpoint_files_max``: bounded by retention (K step files, last.pt and
   best.pt are hard links to them or their own file).
 """
@@ -34,21 +35,64 @@ from pathlib import Path
 from typing import Any
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MB (Linux /proc)."""
-    total = 0.0
-    todo = [pid]
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a local Ray cluster started by the run is among them)."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
         except OSError:
             continue
-        todo += [int(c) for c in children]
-    return total
+    return out
+
+
+def _status_kb(pid: int, key: str, name: str = "status") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(key):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MB (Linux /proc). Shared pages (Ray's object
+    store) count once per process that maps them."""
+    return sum(_status_kb(p, "VmRSS:") for p in _tree(pid)) / 1024
+
+
+def process_name(pid: int) -> str:
+    """``ray::ReplayShard``, ``raylet``, ``gcs_server``, ``d2rl``, ...: what a process is."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    first = argv[0].decode(errors="replace")
+    if first.startswith("ray::"):  # the title names the running method too: ray::EnvActor.collect
+        return first.split()[0].split(".")[0]
+    exe = Path(first).name
+    if exe.startswith("python") and len(argv) > 1:
+        script = next((a.decode(errors="replace") for a in argv[1:] if a and not a.startswith(b"-")), "")
+        return Path(script).name or exe
+    return exe
+
+
+def pss_by_process(pid: int) -> dict[str, float]:
+    """PSS (MB) summed per process name: which part of a Ray run holds the memory."""
+    out: dict[str, float] = {}
+    for p in _tree(pid):
+        name = process_name(p)
+        out[name] = out.get(name, 0.0) + _status_kb(p, "Pss:", "smaps_rollup") / 1024
+    return out
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` and its descendants, MB: shared pages split between the
+    processes that map them, so the sum over a Ray cluster counts its object store once."""
+    return sum(_status_kb(p, "Pss:", "smaps_rollup") for p in _tree(pid)) / 1024
 
 
 def folder_mb(root: Path) -> tuple[float, int]:
@@ -107,7 +151,14 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--run-dir", type=Path, default=None, help="default: a temporary folder")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("overrides", nargs="*", default=["algo=dqn", "env=cartpole"], help="d2rl overrides")
+    ap.add_argument(
+        "overrides",
+        nargs="*",
+        # exploration over the first 100k env steps (the run's nominal length is 1e9 steps, and the
+        # schedule is a fraction of it: without this, epsilon stays ~1 for the whole soak)
+        default=["algo=dqn", "env=cartpole", "algo.exploration_fraction=0.0001"],
+        help="d2rl overrides",
+    )
     args = ap.parse_args()
 
     run = args.run_dir or Path(tempfile.mkdtemp(prefix="d2rl_soak_")) / "run"
@@ -143,7 +194,15 @@ def main() -> None:
         time.sleep(args.sample_s)
         mb, files = folder_mb(run)
         samples.append(
-            {"t": time.monotonic() - t0, "rss_mb": rss_mb(proc.pid), "run_dir_mb": mb, "ckpt_files": files}
+            {
+                "t": time.monotonic() - t0,
+                "rss_mb": rss_mb(proc.pid),
+                "pss_mb": pss_mb(proc.pid),
+                "processes": len(_tree(proc.pid)),
+                "pss_mb_by_process": pss_by_process(proc.pid),
+                "run_dir_mb": mb,
+                "ckpt_files": files,
+            }
         )
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -156,15 +215,18 @@ def main() -> None:
     wall_end = progress[-1][0] if progress else 0.0
     offset = samples[-1]["t"] - wall_end if samples and progress else 0.0
     full_at = next((w + offset for w, s in progress if s >= args.capacity), None)
-    flat = [
-        (s["t"], s["rss_mb"]) for s in samples if full_at is not None and s["t"] >= full_at + args.settle_s
-    ]
+    after = [s for s in samples if full_at is not None and s["t"] >= full_at + args.settle_s]
+    flat = [(s["t"], s["rss_mb"]) for s in after]
+    flat_pss = [(s["t"], s["pss_mb"]) for s in after]
+    # throughput in steady state: from the moment the replay is full (updates run at their full
+    # rate, every insert overwrites) to the end, in equal windows
+    steady = [(w, s) for w, s in progress if s >= args.capacity] or progress
     windows = []
-    if len(progress) >= 2:
-        span = progress[-1][0] - progress[0][0]
+    if len(steady) >= 2:
+        span = steady[-1][0] - steady[0][0]
         for i in range(args.windows):
-            lo, hi = progress[0][0] + span * i / args.windows, progress[0][0] + span * (i + 1) / args.windows
-            inside = [(w, s) for w, s in progress if lo <= w <= hi]
+            lo, hi = steady[0][0] + span * i / args.windows, steady[0][0] + span * (i + 1) / args.windows
+            inside = [(w, s) for w, s in steady if lo <= w <= hi]
             if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
                 windows.append((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]))
     result: dict[str, Any] = {
@@ -177,12 +239,21 @@ def main() -> None:
         "rss_mb_max": max((s["rss_mb"] for s in samples), default=None),
         "rss_slope_mb_per_min": slope_per_min(flat),
         "rss_points_after_full": len(flat),
+        "pss_mb_first_last": [samples[0]["pss_mb"], samples[-1]["pss_mb"]] if samples else None,
+        "pss_slope_mb_per_min": slope_per_min(flat_pss),
+        "processes_max": max((s["processes"] for s in samples), default=None),
+        # per process name: PSS slope after the replay is full (which process grows, if any)
+        "pss_slope_mb_per_min_by_process": {
+            name: slope_per_min([(s["t"], s["pss_mb_by_process"].get(name, 0.0)) for s in after])
+            for name in (after[-1]["pss_mb_by_process"] if after else {})
+        },
         "env_steps_per_s_by_window": [round(w, 1) for w in windows],
         "throughput_last_over_first": round(windows[-1] / windows[0], 3)
         if len(windows) >= 2 and windows[0]
         else None,
         "run_dir_mb_max": max((s["run_dir_mb"] for s in samples), default=None),
         "checkpoint_files_max": max((s["ckpt_files"] for s in samples), default=None),
+        "loadavg_at_end": os.getloadavg(),
         "samples": samples,
         "run_dir": str(run),
     }

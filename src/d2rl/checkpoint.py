@@ -258,10 +258,23 @@ def set_generator_state(g: np.random.Generator, state: dict[str, Any]) -> None:
 
 
 # Envs whose whole state is plain attributes (numbers, arrays, Generators) of the env and its
-# gymnasium wrappers: saved and restored exactly. Others resume with fresh episodes.
-EXACT_ENV_MODULES = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "d2rl.envs.memory")
-EXACT_WRAPPER_MODULES = ("gymnasium.wrappers.", "gymnasium.core", "d2rl.envs.memory")
+# gymnasium wrappers: saved and restored exactly. ALE games (the atari suite's ``gymnasium``
+# backend) add the emulator: ``cloneState(include_rng=True)`` serialized to bytes, so sticky
+# actions continue identically. Others resume with fresh episodes.
+EXACT_ENV_MODULES = (
+    "gymnasium.envs.classic_control.",
+    "gymnasium.envs.toy_text.",
+    "d2rl.envs.memory",
+    "ale_py.env",
+)
+EXACT_WRAPPER_MODULES = ("gymnasium.wrappers.", "gymnasium.core", "d2rl.envs.memory", "d2rl.envs.atari")
+# vector wrappers over a SyncVectorEnv whose state is plain attributes (Atari's life/return tracking)
+EXACT_VECTOR_WRAPPER_MODULES = ("d2rl.envs.atari",)
 _SKIP_ATTRS = {"_saved_kwargs", "spec", "metadata", "render_mode", "_cached_spec"}
+
+
+def _ale_interface(v: Any) -> bool:
+    return type(v).__name__ == "ALEInterface" and type(v).__module__.startswith("ale_py")
 
 
 def _plain(v: Any) -> bool:
@@ -325,35 +338,68 @@ def _exact_env(env: Any) -> bool:
 
 
 def _object_state(obj: Any) -> dict[str, Any]:
-    return {
+    out = {
         k: _encode(v)
         for k, v in vars(obj).items()
         if k not in _SKIP_ATTRS and (isinstance(v, np.random.Generator) or _plain(v))
     }
+    ale = vars(obj).get("ale")
+    if type(obj).__module__.startswith("ale_py") and _ale_interface(ale):  # the env that owns it
+        raw = ale.cloneState(include_rng=True).serialize()
+        out["ale"] = {"__ale_state__": torch.frombuffer(bytearray(raw), dtype=torch.uint8)}
+    return out
+
+
+def _set_object_state(obj: Any, attrs: dict[str, Any]) -> None:
+    for k, v in attrs.items():
+        if isinstance(v, dict) and "__ale_state__" in v:
+            import ale_py
+
+            getattr(obj, k).restoreState(ale_py.ALEState(v["__ale_state__"].numpy().tobytes()))
+        else:
+            setattr(obj, k, _decode(v, getattr(obj, k, None)))
+
+
+def _vector_layers(envs: Any) -> tuple[list[Any], Any]:
+    """(the exact vector wrappers, outermost first; the env under them)."""
+    wrappers = []
+    while type(envs).__module__.startswith(EXACT_VECTOR_WRAPPER_MODULES) and hasattr(envs, "env"):
+        wrappers.append(envs)
+        envs = envs.env
+    return wrappers, envs
 
 
 def env_state(envs: Any) -> dict[str, Any] | None:
-    """The state of every env of a synchronous vector env, or None where the suite's state is not
-    plain data (the resumed run then starts fresh episodes)."""
-    subs = getattr(envs, "envs", None)
-    if type(envs).__name__ != "SyncVectorEnv" or not subs or not all(_exact_env(e) for e in subs):
+    """The state of every env of a synchronous vector env (and of the vector wrappers d2rl puts
+    over it), or None where the suite's state is not plain data (the resumed run then starts
+    fresh episodes): async vector envs, ale-py's native vector env, Box2D, MuJoCo, Procgen."""
+    wrappers, base = _vector_layers(envs)
+    subs = getattr(base, "envs", None)
+    if type(base).__name__ != "SyncVectorEnv" or not subs or not all(_exact_env(e) for e in subs):
         return None
-    return {
+    state: dict[str, Any] = {
         "envs": [[_object_state(layer) for layer in _layers(e)] for e in subs],
         "action_space": generator_state(envs.action_space.np_random),
     }
+    if wrappers:
+        state["vector_wrappers"] = [_object_state(w) for w in wrappers]
+    return state
 
 
 def set_env_state(envs: Any, state: dict[str, Any] | None) -> bool:
     """Restore ``env_state(envs)``; False (nothing changed) if it does not fit these envs."""
-    subs: Any = getattr(envs, "envs", None)
+    wrappers, base = _vector_layers(envs)
+    subs: Any = getattr(base, "envs", None)
     if not state or env_state(envs) is None or len(state["envs"]) != len(subs):
+        return False
+    if len(state.get("vector_wrappers", [])) != len(wrappers):
         return False
     if any(len(_layers(e)) != len(s) for e, s in zip(subs, state["envs"], strict=True)):
         return False
     for e, layers in zip(subs, state["envs"], strict=True):
         for layer, attrs in zip(_layers(e), layers, strict=True):
-            for k, v in attrs.items():
-                setattr(layer, k, _decode(v, getattr(layer, k, None)))
+            _set_object_state(layer, attrs)
+    for w, attrs in zip(wrappers, state.get("vector_wrappers", []), strict=True):
+        _set_object_state(w, attrs)
     set_generator_state(envs.action_space.np_random, state["action_space"])
     return True

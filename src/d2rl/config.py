@@ -101,6 +101,10 @@ class DistributedConfig:
     noise_scale_min: float = 0.3
     actor_max_restarts: int = 3  # Ray restarts a crashed actor this many times
     actor_restart_timeout_s: float = 180.0  # give up on an actor that stays unavailable this long
+    # Ray task events of the actors' calls (Ray's state API, dashboard, timeline). Off: the
+    # learner makes ~100 calls/s, and Ray's GCS kept a record of each, growing by ~43 MB/min
+    # up to its cap of 100k tasks (measured with benchmarks/soak.py)
+    ray_task_events: bool = False
     # resources per role (Ray logical resources; the learner runs in the driver: trainer.accelerator)
     actor_cpus: float = 0.5
     actor_gpus: float = 0.0

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
 
@@ -23,6 +22,7 @@ from d2rl import checkpoint
 from d2rl.errors import D2RLError
 from d2rl.nan_guard import NonFiniteError
 from d2rl.train import train
+from faults import PoisonParameters
 
 BIN = Path(sys.executable).parent
 QUIET = [
@@ -117,26 +117,13 @@ def test_sigkill_at_random_moments_then_resume_to_completion(tmp_path: Path) -> 
     assert len(checkpoint.step_files(run / "checkpoints")) <= 3
 
 
-class _InjectNaN(L.Callback):
-    """Poisons the first parameter before learner step ``at`` (once)."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.done = at, False
-
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        if batch_idx == self.at and not self.done:
-            self.done = True
-            with torch.no_grad():
-                next(pl_module.parameters()).fill_(float("nan"))
-
-
 PPO = ["algo=ppo", "env=cartpole", "env.num_envs=4", "algo.num_steps=32", "trainer.total_env_steps=2048"]
 
 
 def test_nan_in_a_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg) -> None:  # type: ignore[no-untyped-def]
     cfg = make_cfg(*PPO, "trainer.checkpoint_period_env_steps=256")
     with pytest.raises(NonFiniteError, match=r"is nan at env step 1280 \(learner step 10\)"):
-        train(cfg, callbacks=[_InjectNaN(at=9)])
+        train(cfg, callbacks=[PoisonParameters(at=9)])
     run = Path(cfg.output_dir)
     last = checkpoint.load(run)
     assert last["loop"]["env_steps"] == 1024  # the last checkpoint before the NaN
@@ -149,7 +136,7 @@ def test_nan_in_a_loss_stops_and_keeps_the_last_good_checkpoint(make_cfg) -> Non
 def test_nan_policy_skip_undoes_the_update_and_finishes(make_cfg, caplog) -> None:  # type: ignore[no-untyped-def]
     cfg = make_cfg(*PPO, "trainer.nan_policy=skip")
     with caplog.at_level("WARNING"):
-        result = train(cfg, callbacks=[_InjectNaN(at=9)])
+        result = train(cfg, callbacks=[PoisonParameters(at=9)])
     assert result["env_steps"] == 2048
     assert any(
         "update skipped" in r.getMessage() and "env step 1280" in r.getMessage() for r in caplog.records

@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 from d2rl.distributed.exploration import actor_epsilon, actor_noise_scale  # noqa: E402
 from d2rl.distributed.replay import ReplayShard  # noqa: E402
 from d2rl.train import train  # noqa: E402
+from faults import PoisonParameters  # noqa: E402
 
 APEX_DQN = [
     "algo=dqn",
@@ -255,21 +256,6 @@ def test_r2d2_sequences_through_the_shards(make_cfg: Any, backend: str) -> None:
     assert column(run, "train/replay_sequences")
 
 
-class _PoisonAt(L.Callback):
-    """Fills the first parameter with NaN before learner step ``at`` (once)."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.done = at, False
-
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        if batch_idx == self.at and not self.done:
-            self.done = True
-            import torch
-
-            with torch.no_grad():
-                next(pl_module.parameters()).fill_(float("nan"))
-
-
 def test_apex_has_the_local_runs_nan_guard_and_checkpoint_retention(make_cfg: Any) -> None:
     """Ape-X runs get the same callbacks as local ones (``train.run_callbacks``): a NaN stops the run
     naming the metric and keeps the last good checkpoint, and retention kept ``keep_checkpoints``
@@ -285,7 +271,7 @@ def test_apex_has_the_local_runs_nan_guard_and_checkpoint_retention(make_cfg: An
         "trainer.total_env_steps=3000",
     )
     with pytest.raises(NonFiniteError, match=r"is nan at env step \d+ \(learner step 30\)"):
-        train(cfg, callbacks=[_PoisonAt(at=29)])
+        train(cfg, callbacks=[PoisonParameters(at=29)])
     ckpt = Path(cfg.output_dir) / "checkpoints"
     steps = checkpoint.step_files(ckpt)
     assert len(steps) == 2 and os.path.samefile(ckpt / "last.pt", steps[-1])

@@ -57,6 +57,22 @@ CASES: dict[str, tuple[list[str], int]] = {
         ],
         600,
     ),
+    # ALE state cloning (the gymnasium backend): a game with lives and FIRE, sticky actions (the
+    # emulator's RNG), no-op starts; the replay stores frames once (frame dedup)
+    "dqn_atari_breakout": (
+        [
+            "algo=dqn",
+            "env=atari_breakout",
+            "env.kwargs.backend=gymnasium",
+            "env.kwargs.repeat_action_probability=0.25",
+            "env.num_envs=2",
+            "env.max_episode_steps=400",
+            "replay.capacity=2000",
+            "algo.learning_starts_env_steps=256",
+            "algo.target_update_period_env_steps=256",
+        ],
+        512,
+    ),
     "sac": (
         ["algo=sac", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"],
         300,
@@ -77,9 +93,25 @@ CASES: dict[str, tuple[list[str], int]] = {
         ["algo=r2d2", "env=cartpole", "algo.learning_starts_env_steps=200", "replay.capacity=2000"],
         600,
     ),
+    # the presets with state of their own: noisy nets + C51 + n-step + priorities, FQF's second
+    # (fraction) optimizer, Munchausen IQN, SAC-discrete, Tsallis AC, DDPG's OU noise per env
+    "rainbow": (
+        ["algo=rainbow", "env=cartpole", "replay=prioritized", "replay.capacity=2000",
+         "algo.learning_starts_env_steps=200"],
+        600,
+    ),
+    "fqf": (["algo=fqf", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
+    "miqn": (["algo=miqn", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
+    "sac_discrete": (
+        ["algo=sac_discrete", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"],
+        600,
+    ),
+    "tac": (["algo=tac", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"], 300),
+    "ddpg": (["algo=ddpg", "env=pendulum", "algo.learning_starts_env_steps=100", "replay.capacity=2000"], 300),
 }
-# the four the issue names run by default; the other families are slow-marked
-REQUIRED = ("ppo", "a2c", "dqn_prioritized", "sac", "dqn_prioritized_separate_file")
+# the four the issue names (and Atari, the suite with emulator state) run by default; the other
+# families are slow-marked
+REQUIRED = ("ppo", "a2c", "dqn_prioritized", "sac", "dqn_prioritized_separate_file", "dqn_atari_breakout")
 
 
 def run_d2rl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

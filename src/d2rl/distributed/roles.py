@@ -12,8 +12,12 @@ from typing import Any
 from d2rl.buffers.make import make_replay
 
 
-def _options(cpus: float, gpus: float, resources: Any) -> dict[str, Any]:
-    opts: dict[str, Any] = {"num_cpus": float(cpus), "num_gpus": float(gpus)}
+def _options(cpus: float, gpus: float, resources: Any, task_events: bool = False) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "num_cpus": float(cpus),
+        "num_gpus": float(gpus),
+        "enable_task_events": bool(task_events),  # distributed.ray_task_events
+    }
     extra = {str(k): float(v) for k, v in dict(resources or {}).items()}
     if extra:
         opts["resources"] = extra
@@ -86,7 +90,7 @@ class Roles:
         )
         capacity = max(1, int(cfg["replay"]["capacity"]) // n_actors)
         shard_cls = ray.remote(ReplayShard).options(
-            max_concurrency=1, **_options(dcfg.replay_cpus, 0.0, dcfg.replay_resources)
+            max_concurrency=1, **_options(dcfg.replay_cpus, 0.0, dcfg.replay_resources, dcfg.ray_task_events)
         )
         seq_replay = getattr(storage, "replay", None)  # R2D2's SequenceReplay: one per shard
         shards = []
@@ -114,13 +118,14 @@ class Roles:
             server = (
                 ray.remote(InferenceServer)
                 .options(max_concurrency=max(64, 2 * n_actors),
-                         **_options(dcfg.inference_cpus, dcfg.inference_gpus, dcfg.inference_resources))
+                         **_options(dcfg.inference_cpus, dcfg.inference_gpus, dcfg.inference_resources,
+                                   dcfg.ray_task_events))
                 .remote(cfg, seed, batch, float(dcfg.inference_timeout_ms))
             )
         actor_cls = ray.remote(EnvActor).options(
             max_restarts=int(dcfg.actor_max_restarts),
             max_task_retries=0,
-            **_options(dcfg.actor_cpus, dcfg.actor_gpus, dcfg.actor_resources),
+            **_options(dcfg.actor_cpus, dcfg.actor_gpus, dcfg.actor_resources, dcfg.ray_task_events),
         )
         actors = [
             actor_cls.remote(cfg, rank, n_actors, shards[rank % n_shards], server) for rank in range(n_actors)
