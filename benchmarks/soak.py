@@ -89,12 +89,6 @@ def pss_by_process(pid: int) -> dict[str, float]:
     return out
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional set size of ``pid`` and its descendants, MB: shared pages split between the
-    processes that map them, so the sum over a Ray cluster counts its object store once."""
-    return sum(_status_kb(p, "Pss:", "smaps_rollup") for p in _tree(pid)) / 1024
-
-
 def folder_mb(root: Path) -> tuple[float, int]:
     """Size (hard links counted once) and the number of checkpoint files."""
     seen: set[int] = set()
@@ -193,13 +187,16 @@ def main() -> None:
     while proc.poll() is None and time.monotonic() < end:
         time.sleep(args.sample_s)
         mb, files = folder_mb(run)
+        by_process = pss_by_process(proc.pid)
         samples.append(
             {
                 "t": time.monotonic() - t0,
                 "rss_mb": rss_mb(proc.pid),
-                "pss_mb": pss_mb(proc.pid),
+                # PSS splits shared pages between the processes that map them, so the sum over
+                # a Ray cluster counts its object store once
+                "pss_mb": sum(by_process.values()),
                 "processes": len(_tree(proc.pid)),
-                "pss_mb_by_process": pss_by_process(proc.pid),
+                "pss_mb_by_process": by_process,
                 "run_dir_mb": mb,
                 "ckpt_files": files,
             }

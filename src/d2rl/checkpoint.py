@@ -369,14 +369,24 @@ def _vector_layers(envs: Any) -> tuple[list[Any], Any]:
     return wrappers, envs
 
 
-def env_state(envs: Any) -> dict[str, Any] | None:
-    """The state of every env of a synchronous vector env (and of the vector wrappers d2rl puts
-    over it), or None where the suite's state is not plain data (the resumed run then starts
-    fresh episodes): async vector envs, ale-py's native vector env, Box2D, MuJoCo, Procgen."""
+def _exact_vector(envs: Any) -> tuple[list[Any], list[Any]] | None:
+    """(exact vector wrappers, sub-envs) if every layer's state can be saved exactly, else None:
+    async vector envs, ale-py's native vector env, Box2D, MuJoCo, Procgen."""
     wrappers, base = _vector_layers(envs)
     subs = getattr(base, "envs", None)
     if type(base).__name__ != "SyncVectorEnv" or not subs or not all(_exact_env(e) for e in subs):
         return None
+    return wrappers, list(subs)
+
+
+def env_state(envs: Any) -> dict[str, Any] | None:
+    """The state of every env of a synchronous vector env (and of the vector wrappers d2rl puts
+    over it), or None where the suite's state is not plain data (the resumed run then starts
+    fresh episodes)."""
+    exact = _exact_vector(envs)
+    if exact is None:
+        return None
+    wrappers, subs = exact
     state: dict[str, Any] = {
         "envs": [[_object_state(layer) for layer in _layers(e)] for e in subs],
         "action_space": generator_state(envs.action_space.np_random),
@@ -388,10 +398,10 @@ def env_state(envs: Any) -> dict[str, Any] | None:
 
 def set_env_state(envs: Any, state: dict[str, Any] | None) -> bool:
     """Restore ``env_state(envs)``; False (nothing changed) if it does not fit these envs."""
-    wrappers, base = _vector_layers(envs)
-    subs: Any = getattr(base, "envs", None)
-    if not state or env_state(envs) is None or len(state["envs"]) != len(subs):
+    exact = _exact_vector(envs)
+    if not state or exact is None or len(state["envs"]) != len(exact[1]):
         return False
+    wrappers, subs = exact
     if len(state.get("vector_wrappers", [])) != len(wrappers):
         return False
     if any(len(_layers(e)) != len(s) for e, s in zip(subs, state["envs"], strict=True)):
