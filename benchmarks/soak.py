@@ -14,6 +14,12 @@ and wall time from the run's metrics.csv. Reported (JSON to ``--out`` and stdout
 
 - ``rss_slope_mb_per_min``: least-squares slope of RSS against time after the replay is full
   (and after ``--settle-s`` more, for allocator warm-up); flat is |slope| well below 1 MB/min;
+- ``anon_slope_mb_per_min`` (and per process, and over the second half): the same for the
+  processes' own heaps (RssAnon), which is where a leak shows. PSS also counts the pages of Ray's
+  object store that a process has touched: those grow while the store places new objects (a
+  checkpoint's replay, at each pull) at offsets not used before, then level off, so a Ray run's
+  PSS slope over a short soak is not a leak by itself; ``shmem_mb_first_last_max`` is the
+  machine's shared memory, the object store's pages among it;
 - ``env_steps_per_s_by_window``: throughput in ``--windows`` equal windows from the moment the
   replay is full to the end, and the ratio last/first (1.0 = no decay);
 - ``run_dir_mb_max`` and ``checkpoint_files_max``: bounded by retention (K step files, last.pt and
@@ -49,8 +55,9 @@ def _tree(pid: int) -> list[int]:
 
 
 def _status_kb(pid: int, key: str, name: str = "status") -> float:
+    """A ``kB`` field of /proc/<pid>/<name> (``pid`` 0: /proc/<name>)."""
     try:
-        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{name}" if pid else f"/proc/{name}").read_text().splitlines():
             if line.startswith(key):
                 return float(line.split()[1])
     except OSError:
@@ -80,13 +87,21 @@ def process_name(pid: int) -> str:
     return exe
 
 
-def pss_by_process(pid: int) -> dict[str, float]:
-    """PSS (MB) summed per process name: which part of a Ray run holds the memory."""
+def by_process(pid: int, key: str, name: str = "status") -> dict[str, float]:
+    """``key`` (MB) summed per process name: which part of a Ray run holds the memory. ``Pss:``
+    (smaps_rollup) splits shared pages among the processes that map them; ``RssAnon:`` (status)
+    is a process's own heap, without the shared pages of Ray's object store."""
     out: dict[str, float] = {}
     for p in _tree(pid):
-        name = process_name(p)
-        out[name] = out.get(name, 0.0) + _status_kb(p, "Pss:", "smaps_rollup") / 1024
+        proc = process_name(p)
+        out[proc] = out.get(proc, 0.0) + _status_kb(p, key, name) / 1024
     return out
+
+
+def shmem_mb() -> float:
+    """The machine's shared memory in use (``Shmem`` of /proc/meminfo), MB: Ray's object store
+    lives there, and its pages once touched stay allocated until Ray stops."""
+    return _status_kb(0, "Shmem:", "meminfo") / 1024
 
 
 def folder_mb(root: Path) -> tuple[float, int]:
@@ -187,16 +202,21 @@ def main() -> None:
     while proc.poll() is None and time.monotonic() < end:
         time.sleep(args.sample_s)
         mb, files = folder_mb(run)
-        by_process = pss_by_process(proc.pid)
+        pss = by_process(proc.pid, "Pss:", "smaps_rollup")
+        anon = by_process(proc.pid, "RssAnon:")
         samples.append(
             {
                 "t": time.monotonic() - t0,
                 "rss_mb": rss_mb(proc.pid),
                 # PSS splits shared pages between the processes that map them, so the sum over
                 # a Ray cluster counts its object store once
-                "pss_mb": sum(by_process.values()),
+                "pss_mb": sum(pss.values()),
                 "processes": len(_tree(proc.pid)),
-                "pss_mb_by_process": by_process,
+                "pss_mb_by_process": pss,
+                # the processes' own heaps (what a leak grows), and the object store's pages
+                "anon_mb": sum(anon.values()),
+                "anon_mb_by_process": anon,
+                "shmem_mb": shmem_mb(),
                 "run_dir_mb": mb,
                 "ckpt_files": files,
             }
@@ -215,6 +235,12 @@ def main() -> None:
     after = [s for s in samples if full_at is not None and s["t"] >= full_at + args.settle_s]
     flat = [(s["t"], s["rss_mb"]) for s in after]
     flat_pss = [(s["t"], s["pss_mb"]) for s in after]
+
+    def slopes_by_process(key: str) -> dict[str, float | None]:
+        names = after[-1][key] if after else {}
+        return {n: slope_per_min([(s["t"], s[key].get(n, 0.0)) for s in after]) for n in names}
+
+    half = after[len(after) // 2 :]  # the second half of the steady state: is growth levelling off?
     # throughput in steady state: from the moment the replay is full (updates run at their full
     # rate, every insert overwrites) to the end, in equal windows
     steady = [(w, s) for w, s in progress if s >= args.capacity] or progress
@@ -240,10 +266,15 @@ def main() -> None:
         "pss_slope_mb_per_min": slope_per_min(flat_pss),
         "processes_max": max((s["processes"] for s in samples), default=None),
         # per process name: PSS slope after the replay is full (which process grows, if any)
-        "pss_slope_mb_per_min_by_process": {
-            name: slope_per_min([(s["t"], s["pss_mb_by_process"].get(name, 0.0)) for s in after])
-            for name in (after[-1]["pss_mb_by_process"] if after else {})
-        },
+        "pss_slope_mb_per_min_by_process": slopes_by_process("pss_mb_by_process"),
+        "pss_slope_mb_per_min_second_half": slope_per_min([(s["t"], s["pss_mb"]) for s in half]),
+        "anon_mb_first_last": [after[0]["anon_mb"], after[-1]["anon_mb"]] if after else None,
+        "anon_slope_mb_per_min": slope_per_min([(s["t"], s["anon_mb"]) for s in after]),
+        "anon_slope_mb_per_min_second_half": slope_per_min([(s["t"], s["anon_mb"]) for s in half]),
+        "anon_slope_mb_per_min_by_process": slopes_by_process("anon_mb_by_process"),
+        "shmem_mb_first_last_max": [after[0]["shmem_mb"], after[-1]["shmem_mb"], max(s["shmem_mb"] for s in after)]
+        if after
+        else None,
         "env_steps_per_s_by_window": [round(w, 1) for w in windows],
         "throughput_last_over_first": round(windows[-1] / windows[0], 3)
         if len(windows) >= 2 and windows[0]

@@ -203,6 +203,61 @@ def test_shard_samples_by_priority_and_updates_them() -> None:
     assert shard.stats()["inserted"] == 2 * T
 
 
+def _prioritized_make() -> Any:
+    """``make_buffer(capacity)`` for a shard, from d2rl's own functions (a worker imports them)."""
+    import functools
+
+    import gymnasium as gym
+
+    from d2rl.distributed.roles import _make_buffer
+    from d2rl.envs import EnvFacts
+
+    cfg = {"kind": "prioritized", "capacity": 0, "dedup_frames": False, "alpha": 0.6, "priority_eps": 1e-6,
+           "importance_weights": True, "beta_initial": 0.4, "beta_final": 1.0}
+    box = gym.spaces.Box(-1, 1, (3,), np.float32)
+    return functools.partial(_make_buffer, cfg, box, gym.spaces.Discrete(2), 2, 3, 0.9, EnvFacts(), 0)
+
+
+def test_shard_state_travels_through_ray_without_copies_and_loads_back(tmp_path: Any) -> None:
+    """A checkpoint pulls each shard's replay through Ray: numpy arrays the shard does not copy
+    (Ray serializes them into its object store), tensors in the driver that share the store's
+    read-only pages, ``torch.save``/``torch.load(weights_only=True)``, and a new shard that samples
+    exactly as the first one does."""
+    import torch
+
+    from d2rl.distributed.replay import as_tensors
+
+    remote = ray.remote(ReplayShard)
+    make = _prioritized_make()
+    shard = remote.remote(make, 100, 5)
+    rng = np.random.default_rng(0)
+    for rank in (0, 1):
+        chunk = {
+            "obs": rng.random((30, 2, 3), dtype=np.float32),
+            "next_obs": rng.random((30, 2, 3), dtype=np.float32),
+            "action": rng.integers(0, 2, (30, 2)),
+            "reward": rng.random((30, 2), dtype=np.float32),
+            "terminated": rng.random((30, 2)) < 0.1,
+            "truncated": np.zeros((30, 2), bool),
+        }
+        ray.get(shard.add.remote(rank, chunk, rng.random((30, 2)), True))
+    raw = ray.get(shard.state_dict.remote())
+    arrays = [v for part in raw.values() for v in part["buffer"].values()]
+    assert arrays and all(isinstance(v, np.ndarray) for v in arrays)
+    state = as_tensors(raw)
+    assert all(isinstance(v, torch.Tensor) for part in state.values() for v in part["buffer"].values())
+    torch.save(state, tmp_path / "replay.pt")
+    loaded = torch.load(tmp_path / "replay.pt", weights_only=True)
+    again = remote.remote(make, 100, 5, loaded)
+    assert ray.get(again.size.remote()) == ray.get(shard.size.remote()) == 2 * 30 * 2
+    a, b = ray.get([shard.sample.remote(32, 0.5), again.sample.remote(32, 0.5)])
+    for key in a:
+        assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+    # the first shard's own arrays are untouched by the driver's tensors (and still writable there)
+    ray.get(shard.update_priorities.remote(a["indices"][:4], np.full(4, 9.0)))
+    assert torch.equal(state[0]["buffer"]["priorities"], loaded[0]["buffer"]["priorities"])
+
+
 # rainbow (noisy, distributional, dueling) in every run; the other presets share its learner: slow
 @pytest.mark.parametrize(
     "preset", ["rainbow", *(pytest.param(p, marks=pytest.mark.slow) for p in ("iqn", "fqf", "mdqn", "miqn"))]

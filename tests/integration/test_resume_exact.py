@@ -102,6 +102,8 @@ CASES: dict[str, tuple[list[str], int]] = {
     ),
     "fqf": (["algo=fqf", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
     "miqn": (["algo=miqn", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
+    "iqn": (["algo=iqn", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
+    "mdqn": (["algo=mdqn", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"], 600),
     "sac_discrete": (
         ["algo=sac_discrete", "env=cartpole", "replay.capacity=2000", "algo.learning_starts_env_steps=200"],
         600,

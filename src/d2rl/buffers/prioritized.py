@@ -135,10 +135,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         alive = (self.tree.get(idx) > 0) & finite
         self.tree.set(idx[alive], p[alive] ** self.alpha)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["priorities"] = torch.from_numpy(self.tree.nodes.copy())
-        state["max_priority"] = torch.tensor(self.max_priority, dtype=torch.float64)
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        state = super().state_arrays()
+        state["priorities"] = self.tree.nodes
+        state["max_priority"] = np.array(self.max_priority, dtype=np.float64)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -295,11 +295,17 @@ class ReplayBuffer:
         "filled",
     )
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state as numpy arrays that are the buffer's own (no copy): for a caller that
+        serializes them before the buffer changes (a Ray actor's return value, which Ray copies
+        into its object store without the intermediate copies a tensor's pickling makes)."""
+        state = {name: getattr(self, name) for name in self._ARRAYS}
+        state["zero_padding"] = np.array(-1 if self.zero_padding is None else int(self.zero_padding))
+        return state
+
     def state_dict(self) -> dict[str, Any]:
         """Tensors only (loadable with ``torch.load(weights_only=True)``)."""
-        state = {name: torch.from_numpy(getattr(self, name).copy()) for name in self._ARRAYS}
-        state["zero_padding"] = torch.tensor(-1 if self.zero_padding is None else int(self.zero_padding))
-        return state
+        return {name: torch.from_numpy(np.array(a)) for name, a in self.state_arrays().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self._ARRAYS:

@@ -339,15 +339,19 @@ class SequenceReplay:
         alive = (self.ids[slots] == ids) & finite  # not overwritten since it was sampled
         self.tree.set(slots[alive], p[alive] ** self.alpha)
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state as the replay's own numpy arrays (no copy); see ``ReplayBuffer.state_arrays``."""
+        state = {f: getattr(self, f) for f in self._FIELDS}
+        state.update({f"state_{k}": s for k, s in enumerate(self.states)})
+        state["ids"] = self.ids
+        state["inserted"] = np.array(self.inserted, dtype=np.int64)
+        state["priorities"] = self.tree.nodes
+        state["max_priority"] = np.array(self.max_priority, dtype=np.float64)
+        return state
+
     def state_dict(self) -> dict[str, Any]:
         """Tensors only (loadable with ``torch.load(weights_only=True)``)."""
-        state = {f: torch.from_numpy(getattr(self, f).copy()) for f in self._FIELDS}
-        state.update({f"state_{k}": torch.from_numpy(s.copy()) for k, s in enumerate(self.states)})
-        state["ids"] = torch.from_numpy(self.ids.copy())
-        state["inserted"] = torch.tensor(self.inserted, dtype=torch.int64)
-        state["priorities"] = torch.from_numpy(self.tree.nodes.copy())
-        state["max_priority"] = torch.tensor(self.max_priority, dtype=torch.float64)
-        return state
+        return {name: torch.from_numpy(np.array(a)) for name, a in self.state_arrays().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         arrays = {f: getattr(self, f) for f in self._FIELDS}

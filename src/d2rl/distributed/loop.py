@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from d2rl.core import Built, ReplaySchedule, check_stop
-from d2rl.distributed.replay import ShardBatches
+from d2rl.distributed.replay import ShardBatches, as_tensors
 from d2rl.distributed.roles import Roles
 from d2rl.episodes import EpisodeTracker
 from d2rl.errors import D2RLError
@@ -308,7 +308,7 @@ class DistributedLoop:
         slots: dict[Any, Any] = {}
         try:
             parts = ray.get([s.state_dict.remote() for s in self.roles.shards], timeout=300)
-            for i, part in enumerate(parts):
+            for i, part in enumerate(as_tensors(p) for p in parts):
                 for key, value in part.items():
                     slots[f"sequences/{i}" if key == "sequences" else key] = value
         except (RayError, GetTimeoutError) as e:

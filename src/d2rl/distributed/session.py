@@ -16,18 +16,42 @@ log = logging.getLogger(__name__)
 
 
 def _probe(address: str, timeout_s: float) -> None:
-    """Fail fast (one line) when ``host:port`` accepts no TCP connection within ``timeout_s``."""
+    """Fail fast (one line) when no Ray GCS answers at ``host:port`` within ``timeout_s``.
+
+    Two steps: a TCP connection, then one gRPC call the GCS answers (``GetClusterId``). The second
+    matters where something else accepts the connection (a firewall or proxy that answers HTTP/2):
+    there Ray's own client retries for about 30 s before it gives up."""
     if address == "auto" or "://" in address or ":" not in address:
         return
     host, _, port = address.rpartition(":")
+    fix = "start it with `ray start --head` or drop distributed.address to run on a local Ray instance"
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
-            return
+            pass
     except (OSError, ValueError) as e:
+        raise D2RLError(f"cannot reach the Ray cluster at distributed.address={address} ({e}); {fix}") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a TLS cluster: the plain-text probe below cannot speak to it; Ray's client will
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    channel = grpc.insecure_channel(address)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+    except grpc.RpcError as e:
+        code = e.code() if hasattr(e, "code") else None
+        # a GCS that refuses us (token authentication: UNAUTHENTICATED) is still a GCS: Ray's
+        # client, which has the token, joins it. Only "nothing speaks Ray's gRPC here" fails.
+        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED):
+            return
+        detail = (e.details() or "").splitlines()[0][:120] if hasattr(e, "details") else ""
         raise D2RLError(
-            f"cannot reach the Ray cluster at distributed.address={address} ({e}); start it with "
-            "`ray start --head` or drop distributed.address to run on a local Ray instance"
+            f"cannot join the Ray cluster at distributed.address={address}: the port is open but no "
+            f"Ray GCS answered ({code.name}{': ' + detail if detail else ''}); {fix}"
         ) from None
+    finally:
+        channel.close()
 
 
 def cpu_demand(dcfg: Any) -> float:
