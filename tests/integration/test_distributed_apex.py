@@ -225,7 +225,7 @@ def test_shard_state_travels_through_ray_without_copies_and_loads_back(tmp_path:
     exactly as the first one does."""
     import torch
 
-    from d2rl.distributed.replay import as_tensors
+    from d2rl.distributed.transfer import as_tensors
 
     remote = ray.remote(ReplayShard)
     make = _prioritized_make()

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from d2rl.core import Policy
 from d2rl.distributed.exploration import explore_as_actor, td_priorities
+from d2rl.distributed.transfer import as_tensors
 from d2rl.episodes import EpisodeTracker
 from d2rl.evaluation import as_obs_tensor
 
@@ -113,7 +114,7 @@ class EnvActor:
         if weights is None or self.learner is None or weights[0] <= self.version:
             return
         state = ray.get(weights[1][0])  # one object per version, shared by all actors
-        self.learner.load_state_dict(state)
+        self.learner.load_state_dict(as_tensors(state))
         self.version = weights[0]
 
     def _actions(self, env_step: int, random: bool) -> tuple[np.ndarray, dict[str, Any]]:

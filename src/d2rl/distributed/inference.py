@@ -19,6 +19,8 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from d2rl.distributed.transfer import as_tensors
+
 
 def _batch_dims(policy: Any) -> list[int] | None:
     """The batch axis of each tensor in the policy's recurrent state (None: no state)."""
@@ -62,7 +64,7 @@ class InferenceServer:
 
     async def set_weights(self, version: int, ref: list[Any]) -> None:
         if version > self.version:
-            self.learner.load_state_dict(await ref[0])
+            self.learner.load_state_dict(as_tensors(await ref[0]))
             self.version = version
 
     async def act(self, rank: int, obs: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, int, Any]:

@@ -19,8 +19,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from d2rl.core import Built, ReplaySchedule, check_stop
-from d2rl.distributed.replay import ShardBatches, as_tensors
+from d2rl.distributed.replay import ShardBatches
 from d2rl.distributed.roles import Roles
+from d2rl.distributed.transfer import as_arrays, as_tensors
 from d2rl.episodes import EpisodeTracker
 from d2rl.errors import D2RLError
 
@@ -270,7 +271,8 @@ class DistributedLoop:
         """One object per version (the learner's state, on CPU); actors pull it by reference."""
         import ray
 
-        state = {k: v.detach().cpu() for k, v in self.learner.state_dict().items()}
+        # numpy arrays: zero-copy out of the object store in every actor (d2rl.distributed.transfer)
+        state = as_arrays({k: v.detach().cpu() for k, v in self.learner.state_dict().items()})
         self.version = self.updates
         self.weights = (self.version, [ray.put(state)])
         self.published_at = self.updates

@@ -11,7 +11,6 @@ A flat index is ``slot_position * stride + buffer index``.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -159,7 +158,7 @@ class ReplayShard:
         """The buffers' own numpy arrays, not copies (``state_arrays``): Ray serializes a return
         value before this actor runs its next call, and numpy arrays go into the object store
         without the intermediate copies a tensor's pickling makes. The driver turns them into
-        tensors (``as_tensors``) for the checkpoint."""
+        tensors (``transfer.as_tensors``) for the checkpoint."""
         if self.sequences is not None:
             return {"sequences": self.sequences.state_arrays()}
         return {
@@ -169,21 +168,6 @@ class ReplayShard:
 
     def ping(self) -> bool:
         return True
-
-
-def as_tensors(state: Any) -> Any:
-    """``ReplayShard.state_dict`` as a checkpoint holds it: every numpy array a tensor. Arrays
-    from Ray's object store are read-only views; the tensors share them (``torch.save`` only
-    reads), so a checkpoint write makes no extra copy of the replay."""
-    if isinstance(state, dict):
-        return {k: as_tensors(v) for k, v in state.items()}
-    if isinstance(state, np.ndarray):
-        if not state.flags.writeable:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                return torch.from_numpy(state)
-        return torch.from_numpy(state)
-    return state
 
 
 class ShardsView:
