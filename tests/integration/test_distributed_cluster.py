@@ -91,3 +91,33 @@ def test_ray_cluster_sweep_preset_runs_on_the_cluster(cluster: Any, tmp_path: Pa
     assert [row["status"] for row in rows] == ["ok", "ok"]
     for row in rows:
         assert json.loads((sweep / row["job"] / "summary.json").read_text())["env_steps"] == 256
+
+
+def test_without_an_address_a_run_starts_its_own_instance_beside_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    """The cluster left its address in Ray's temp folder (as `ray start` does). A run with no
+    address starts a local instance of its own, as documented, instead of joining that cluster
+    (where ray.init(num_cpus=...) used to fail with a traceback)."""
+    c, node2 = cluster
+    run = tmp_path / "run"
+    r = d2rl(
+        "algo=dqn",
+        "env=cartpole",
+        "distributed=apex",
+        "network.hidden_sizes=[16]",
+        "algo.learning_starts_env_steps=128",
+        "algo.batch_size=16",
+        "trainer.total_env_steps=300",
+        "trainer.progress_bar=false",
+        "trainer.eval_period_env_steps=0",
+        "trainer.checkpoint_period_env_steps=0",
+        "trainer.final_eval_episodes=1",
+        "logger.tensorboard=false",
+        "logger.learning_curve=false",
+        f"output_dir={run}",
+        cwd=tmp_path,
+        address="",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "stopped the instance d2rl started" in r.stdout + r.stderr
+    nodes = set(json.loads((run / "summary.json").read_text())["actor_nodes"].values())
+    assert nodes and not nodes & {node2.node_id, c.head_node.node_id}

@@ -95,13 +95,19 @@ def ray_session(dcfg: Any) -> Iterator[bool]:
     if address:
         _probe(str(address), float(dcfg.connect_timeout_s))
         kwargs["address"] = str(address)
-    elif dcfg.num_cpus is not None:
-        kwargs["num_cpus"] = int(dcfg.num_cpus)
     else:
+        # "local": a new instance even where `ray start` (or a test's Cluster) left its address in
+        # Ray's temp folder; ray.init() alone would join that cluster (and refuse num_cpus with a
+        # ValueError) or wait on a stale address
+        kwargs["address"] = "local"
         # Ray's CPUs are scheduling tokens. A local instance gets at least what the run asks for,
         # so distributed.num_actors=4 on a 2-core laptop oversubscribes the cores (the user's
         # choice) instead of leaving an actor unplaced and the run waiting for it forever.
-        kwargs["num_cpus"] = max(os.cpu_count() or 1, math.ceil(cpu_demand(dcfg)))
+        kwargs["num_cpus"] = (
+            int(dcfg.num_cpus)
+            if dcfg.num_cpus is not None
+            else max(os.cpu_count() or 1, math.ceil(cpu_demand(dcfg)))
+        )
     try:
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as e:
