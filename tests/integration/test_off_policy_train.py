@@ -143,7 +143,13 @@ PIXEL_RUNS = {
 }
 
 
-@pytest.mark.parametrize("run", sorted(PIXEL_RUNS))
+# TD3 and DDPG share the deterministic actor's path, SAC runs it on CarRacing: the others are `slow`
+SLOW_PIXEL_RUNS = {"td3-carracing", "sac-dmc_pixels"}
+
+
+@pytest.mark.parametrize(
+    "run", [pytest.param(r, marks=pytest.mark.slow) if r in SLOW_PIXEL_RUNS else r for r in sorted(PIXEL_RUNS)]
+)
 def test_pixel_runs_train(make_cfg, tmp_path: Path, run: str) -> None:  # type: ignore[no-untyped-def]
     module, overrides = PIXEL_RUNS[run]
     if importlib.util.find_spec(module) is None:

@@ -48,6 +48,10 @@ VARIANTS = {
     "miqn": ["algo=miqn"],
 }
 
+# Rainbow runs double, dueling, noisy and C51 together in every run; each alone is `slow`
+ALONE = ("double", "dueling", "noisy", "c51")
+PARAMS = [pytest.param(v, marks=pytest.mark.slow) if v in ALONE else v for v in VARIANTS]
+
 
 def _trained(make_cfg, tmp_path: Path, variant: str, probe: str):  # type: ignore[no-untyped-def]
     cfg = make_cfg("env=gym", f"env.id=d2rl-probe/{probe}-v0", *DQN_PROBE, *VARIANTS[variant])
@@ -69,7 +73,7 @@ def _pi(policy, *obs: float) -> list[int]:  # type: ignore[no-untyped-def]
         return policy.act(torch.tensor([[o] for o in obs]), explore=False)[0].tolist()
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_constant_reward(make_cfg, tmp_path, variant: str) -> None:  # type: ignore[no-untyped-def]
     q = _q(_trained(make_cfg, tmp_path, variant, "ConstantReward"), 0.0)[0]
     if variant.startswith("m"):
@@ -80,26 +84,26 @@ def test_constant_reward(make_cfg, tmp_path, variant: str) -> None:  # type: ign
         assert q == pytest.approx([1.0, 1.0], abs=0.1)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_obs_dependent_reward(make_cfg, tmp_path, variant: str) -> None:  # type: ignore[no-untyped-def]
     q = _q(_trained(make_cfg, tmp_path, variant, "ObsDependentReward"), -1.0, 1.0)
     assert [max(row) for row in q] == pytest.approx([-1.0, 1.0], abs=0.15)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_two_step_discounting(make_cfg, tmp_path, variant: str) -> None:  # type: ignore[no-untyped-def]
     q = _q(_trained(make_cfg, tmp_path, variant, "TwoStepDiscount"), 0.0, 1.0)
     assert [max(row) for row in q] == pytest.approx([0.9, 1.0], abs=0.1)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_action_dependent_reward(make_cfg, tmp_path, variant: str) -> None:  # type: ignore[no-untyped-def]
     agent = _trained(make_cfg, tmp_path, variant, "ActionDependentReward")
     assert _pi(agent, 0.0) == [1]
     assert max(_q(agent, 0.0)[0]) == pytest.approx(1.0, abs=0.15)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", PARAMS)
 def test_obs_and_action_dependent_reward(make_cfg, tmp_path, variant: str) -> None:  # type: ignore[no-untyped-def]
     agent = _trained(make_cfg, tmp_path, variant, "ObsActionReward")
     assert _pi(agent, -1.0, 1.0) == [0, 1]

@@ -108,8 +108,18 @@ def _case_id(smoke: str) -> str:
     return "-".join(parts)
 
 
+# In the default run (CI) Atari is Breakout on the native backend (lives) and Pong on the
+# gymnasium one; the other two pairings add no new observation or action kind and are `slow`.
+SLOW_SMOKE = {"atari_pong-backend_native", "atari_breakout-backend_gymnasium"}
+
 CASES = [
-    pytest.param(algo, suite, smoke, id=f"{algo}-{_case_id(smoke)}")
+    pytest.param(
+        algo,
+        suite,
+        smoke,
+        id=f"{algo}-{_case_id(smoke)}",
+        marks=[pytest.mark.slow] if _case_id(smoke) in SLOW_SMOKE else [],
+    )
     for algo in _algorithms()
     for suite, smoke in _smoke_cases()
 ]
