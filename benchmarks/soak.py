@@ -65,10 +65,10 @@ def _status_kb(pid: int, key: str, name: str = "status") -> float:
     return 0.0
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MB (Linux /proc). Shared pages (Ray's object
-    store) count once per process that maps them."""
-    return sum(_status_kb(p, "VmRSS:") for p in _tree(pid)) / 1024
+def rss_mb(procs: list[int]) -> float:
+    """Resident memory of ``procs`` (a run's ``_tree``), MB (Linux /proc). Shared pages (Ray's
+    object store) count once per process that maps them."""
+    return sum(_status_kb(p, "VmRSS:") for p in procs) / 1024
 
 
 def process_name(pid: int) -> str:
@@ -87,12 +87,12 @@ def process_name(pid: int) -> str:
     return exe
 
 
-def by_process(pid: int, key: str, name: str = "status") -> dict[str, float]:
+def by_process(procs: list[int], key: str, name: str = "status") -> dict[str, float]:
     """``key`` (MB) summed per process name: which part of a Ray run holds the memory. ``Pss:``
     (smaps_rollup) splits shared pages among the processes that map them; ``RssAnon:`` (status)
     is a process's own heap, without the shared pages of Ray's object store."""
     out: dict[str, float] = {}
-    for p in _tree(pid):
+    for p in procs:
         proc = process_name(p)
         out[proc] = out.get(proc, 0.0) + _status_kb(p, key, name) / 1024
     return out
@@ -202,16 +202,17 @@ def main() -> None:
     while proc.poll() is None and time.monotonic() < end:
         time.sleep(args.sample_s)
         mb, files = folder_mb(run)
-        pss = by_process(proc.pid, "Pss:", "smaps_rollup")
-        anon = by_process(proc.pid, "RssAnon:")
+        procs = _tree(proc.pid)  # one walk of the process tree per sample
+        pss = by_process(procs, "Pss:", "smaps_rollup")
+        anon = by_process(procs, "RssAnon:")
         samples.append(
             {
                 "t": time.monotonic() - t0,
-                "rss_mb": rss_mb(proc.pid),
+                "rss_mb": rss_mb(procs),
                 # PSS splits shared pages between the processes that map them, so the sum over
                 # a Ray cluster counts its object store once
                 "pss_mb": sum(pss.values()),
-                "processes": len(_tree(proc.pid)),
+                "processes": len(procs),
                 "pss_mb_by_process": pss,
                 # the processes' own heaps (what a leak grows), and the object store's pages
                 "anon_mb": sum(anon.values()),

@@ -272,7 +272,7 @@ class DistributedLoop:
         import ray
 
         # numpy arrays: zero-copy out of the object store in every actor (d2rl.distributed.transfer)
-        state = as_arrays({k: v.detach().cpu() for k, v in self.learner.state_dict().items()})
+        state = as_arrays(self.learner.state_dict())
         self.version = self.updates
         self.weights = (self.version, [ray.put(state)])
         self.published_at = self.updates

@@ -12,7 +12,7 @@ from typing import Any
 from d2rl.buffers.make import make_replay
 
 
-def _options(cpus: float, gpus: float, resources: Any, task_events: bool = False) -> dict[str, Any]:
+def _options(cpus: float, gpus: float, resources: Any, task_events: bool) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "num_cpus": float(cpus),
         "num_gpus": float(gpus),

@@ -35,9 +35,7 @@ def as_tensors(state: Any) -> Any:
     if isinstance(state, dict):
         return {k: as_tensors(v) for k, v in state.items()}
     if isinstance(state, np.ndarray):
-        if state.flags.writeable:
-            return torch.from_numpy(state)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # (read-only pages: torch warns, and only reads them here)
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return torch.from_numpy(state)
     return state
